@@ -1,0 +1,45 @@
+"""embed_sql: vector embeddings inside DuckDB SQL and Polars pipelines.
+
+>>> import embed_sql
+>>> enc = embed_sql.TextEncoder()          # all-MiniLM-L6-v2, 384-d, offline
+>>> enc.encode(["a burrito", "tacos"]).type
+FixedSizeListType(fixed_size_list<item: float>[384])
+
+This module imports no host library (DuckDB, Polars, Ray); those load on first use.
+"""
+
+from __future__ import annotations
+
+from embed_sql import models
+from embed_sql.exceptions import (
+    DimensionMismatchError,
+    EmbedSQLError,
+    EmbedSQLWarning,
+    ExportError,
+    InputTypeError,
+    InvalidParameterError,
+    MissingDependencyError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from embed_sql.models import DEFAULT_MODEL, ModelSpec, TextEncoder, resolve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DimensionMismatchError",
+    "EmbedSQLError",
+    "EmbedSQLWarning",
+    "ExportError",
+    "InputTypeError",
+    "InvalidParameterError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "TextEncoder",
+    "__version__",
+    "models",
+    "resolve",
+]

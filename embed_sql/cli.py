@@ -1,0 +1,128 @@
+"""The ``embed-sql`` command line.
+
+``embed-sql models list``                  known models
+``embed-sql models info NAME``             one model's spec and where it resolves
+``embed-sql models export NAME [--int8]``  export to ONNX into the cache (offline first)
+``embed-sql demo``                         embed real sentences, print the most similar pairs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from embed_sql import models
+from embed_sql.exceptions import EmbedSQLError
+
+__all__ = ["main"]
+
+DEMO_SENTENCES = (
+    "The new taqueria downtown serves a burrito the size of your forearm.",
+    "A family-run Mexican restaurant opened near the station, famous for its tacos.",
+    "Central bank raises interest rates for the third time this year.",
+    "Inflation slowed in October as energy prices fell.",
+    "The striker scored twice as the home side won the cup final.",
+    "Tennis champion withdraws from the tournament with a wrist injury.",
+    "Astronomers detect water vapour in the atmosphere of a distant planet.",
+    "The space agency delays the launch of its lunar lander to next spring.",
+    "Heavy rain and flooding close roads across the north of the country.",
+    "Storms bring widespread flooding and power cuts to coastal towns.",
+)
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    rows = [(m.name, str(m.dim), ", ".join(m.aliases), m.description) for m in models.list()]
+    widths = [max(len(r[i]) for r in [("name", "dim", "aliases", ""), *rows]) for i in range(3)]
+    header = ("name", "dim", "aliases")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), " description")
+    for row in rows:
+        cells = "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True))
+        print(cells, "", row[3])
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    spec = models.get(args.name)
+    info: dict[str, object] = {k: v for k, v in asdict(spec).items() if k != "extra"}
+    if args.resolve:
+        resolved = models.resolve(args.name)
+        info["onnx_path"] = str(resolved.onnx_path)
+        info["tokenizer_path"] = str(resolved.tokenizer_path)
+        info["key"] = resolved.key
+        info["source"] = resolved.source
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    resolved = models.resolve(args.name, quantize="int8" if args.int8 else None)
+    size = resolved.onnx_path.stat().st_size / 2**20
+    print(f"{resolved.ref}: {resolved.onnx_path} ({size:.1f} MiB, from {resolved.source})")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    encoder = models.TextEncoder(args.model)
+    vectors = encoder.encode_numpy(list(DEMO_SENTENCES))
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    print(f"model: {encoder.name} ({encoder.dim}-d, source: {encoder.resolved.source})")
+    print(f"embedded {len(DEMO_SENTENCES)} sentences; most similar pairs:\n")
+    seen: set[tuple[int, int]] = set()
+    for flat in np.argsort(-sims, axis=None):
+        i, j = divmod(int(flat), len(DEMO_SENTENCES))
+        if (j, i) in seen or (i, j) in seen:
+            continue
+        seen.add((i, j))
+        print(f"  {sims[i, j]:.3f}  {DEMO_SENTENCES[i]}\n         {DEMO_SENTENCES[j]}")
+        if len(seen) == args.pairs:
+            break
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embed-sql", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="list, inspect and export models").add_subparsers(
+        dest="models_command", required=True
+    )
+    m.add_parser("list", help="known models").set_defaults(func=_cmd_list)
+    info = m.add_parser("info", help="one model's spec")
+    info.add_argument("name")
+    info.add_argument("--resolve", action="store_true", help="also find or build its ONNX file")
+    info.set_defaults(func=_cmd_info)
+    exp = m.add_parser("export", help="export a model to ONNX into the cache")
+    exp.add_argument("name")
+    exp.add_argument("--int8", action="store_true", help="the int8 quantised variant")
+    exp.set_defaults(func=_cmd_export)
+
+    demo = sub.add_parser("demo", help="embed a few sentences and print the closest pairs")
+    demo.add_argument("--model", default=models.DEFAULT_MODEL)
+    demo.add_argument("--pairs", type=int, default=5)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (2 for a user error, with its message)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except EmbedSQLError as exc:
+        print(f"embed-sql: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Exceptions and warnings raised by embed_sql.
+
+Every error derives from :class:`EmbedSQLError` and from the builtin it refines, so
+``except LookupError`` and ``except EmbedSQLError`` both work::
+
+    EmbedSQLError
+    ├── ModelNotFoundError        (LookupError)   unknown name, or nowhere to load it from
+    ├── ModelLoadError            (OSError)       a model directory or file that cannot be read
+    ├── ExportError               (RuntimeError)  ONNX export or quantisation failed
+    ├── InputTypeError            (TypeError)     non-text input where text is required
+    ├── InvalidParameterError     (ValueError)    an argument outside its allowed range
+    ├── DimensionMismatchError    (ValueError)    vectors of different lengths or models
+    └── MissingDependencyError    (ImportError)   an optional extra is not installed
+
+    EmbedSQLWarning (UserWarning)
+
+Messages say what was given, what is allowed, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DimensionMismatchError",
+    "EmbedSQLError",
+    "EmbedSQLWarning",
+    "ExportError",
+    "InputTypeError",
+    "InvalidParameterError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+]
+
+
+class EmbedSQLError(Exception):
+    """Base class of every error raised by embed_sql."""
+
+
+class ModelNotFoundError(EmbedSQLError, LookupError):
+    """Exception raised when a model name is unknown or cannot be found anywhere."""
+
+
+class ModelLoadError(EmbedSQLError, OSError):
+    """Exception raised when a model directory or file exists but cannot be used."""
+
+
+class ExportError(EmbedSQLError, RuntimeError):
+    """Exception raised when exporting or quantising a model to ONNX fails."""
+
+
+class InputTypeError(EmbedSQLError, TypeError):
+    """Exception raised when input is not of a type the call accepts (e.g. non-text)."""
+
+
+class InvalidParameterError(EmbedSQLError, ValueError):
+    """Exception raised when an argument is outside its allowed range."""
+
+
+class DimensionMismatchError(EmbedSQLError, ValueError):
+    """Exception raised when vectors of different dimensions or models are combined."""
+
+
+class MissingDependencyError(EmbedSQLError, ImportError):
+    """Exception raised when an optional dependency (an extra) is not installed."""
+
+
+class EmbedSQLWarning(UserWarning):
+    """Warning issued by embed_sql."""

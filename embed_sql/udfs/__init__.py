@@ -1,0 +1,1 @@
+"""Host adapters (DuckDB, Polars): the only modules that import a host library."""

@@ -1,0 +1,73 @@
+"""Vector columns as Arrow ``fixed_size_list<float32>[dim]`` and back to numpy, offset-safe.
+
+A sliced ``FixedSizeListArray``'s ``.values`` ignores the slice offset; every conversion
+here goes through the offset explicitly, and copies only when nulls force it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.exceptions import DimensionMismatchError, InputTypeError
+
+__all__ = ["from_numpy", "to_numpy", "vector_dim"]
+
+
+def vector_dim(dtype: pa.DataType) -> int:
+    """Return ``dim`` of a ``fixed_size_list<float>[dim]`` type, or raise a clear error."""
+    if not pa.types.is_fixed_size_list(dtype) or not pa.types.is_floating(dtype.value_type):
+        msg = (
+            f"expected a vector column of type fixed_size_list<float32>[dim], got {dtype}; "
+            "produce one with embed(...) or cast with CAST(col AS FLOAT[dim])"
+        )
+        raise InputTypeError(msg)
+    return int(dtype.list_size)
+
+
+def to_numpy(arr: pa.Array | pa.ChunkedArray, *, null_value: float = np.nan) -> np.ndarray:
+    """Return an ``(n, dim)`` float32 matrix for a vector column; NULL rows hold ``null_value``.
+
+    Zero-copy for a float32 array without nulls (any slice offset); a copy otherwise.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> a = pa.array([[1, 2], [3, 4], [5, 6]], pa.list_(pa.float32(), 2))
+    >>> to_numpy(a.slice(1)).tolist()
+    [[3.0, 4.0], [5.0, 6.0]]
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    dim = vector_dim(arr.type)
+    n = len(arr)
+    values = arr.values.slice(arr.offset * dim, n * dim)
+    if values.null_count:
+        msg = "vector column has NULL elements inside non-NULL vectors; fill or drop them first"
+        raise InputTypeError(msg)
+    mat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    mat = mat.reshape(n, dim)
+    if arr.null_count:
+        mat = mat.copy()
+        mat[~arr.is_valid().to_numpy(zero_copy_only=False)] = null_value
+    return mat
+
+
+def from_numpy(mat: np.ndarray, *, valid: np.ndarray | None = None) -> pa.FixedSizeListArray:
+    """Wrap an ``(n, dim)`` matrix as a vector column (zero-copy for C-contiguous float32).
+
+    ``valid`` is an optional boolean mask; rows where it is False become NULL.
+    """
+    mat = np.ascontiguousarray(mat, dtype=np.float32)
+    if mat.ndim != 2:
+        msg = f"expected a 2-d (rows, dim) matrix, got shape {mat.shape}"
+        raise DimensionMismatchError(msg)
+    mask = None
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != (mat.shape[0],):
+            msg = f"valid mask has shape {valid.shape}, expected ({mat.shape[0]},)"
+            raise DimensionMismatchError(msg)
+        mask = pa.array(~valid)
+    values = pa.array(mat.reshape(-1), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(values, mat.shape[1], mask=mask)
