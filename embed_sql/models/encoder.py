@@ -358,4 +358,9 @@ def _to_arrow(texts: object) -> pa.Array:
                 "every item must be a str or None. Convert with str(x) first if intended."
             )
             raise InputTypeError(msg)
-    return pa.array(items, type=pa.large_string())
+    try:
+        return pa.array(items, type=pa.large_string())
+    except UnicodeEncodeError:
+        # lone surrogates cannot be UTF-8: replace them, as any UTF-8 store would have to
+        fixed = [t if t is None else t.encode("utf-8", "replace").decode("utf-8") for t in items]
+        return pa.array(fixed, type=pa.large_string())

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from embed_sql.exceptions import DimensionMismatchError, InputTypeError
+from embed_sql.vectors import from_numpy, to_numpy
+
+
+def test_round_trip_is_zero_copy_without_nulls() -> None:
+    mat = np.arange(12, dtype=np.float32).reshape(4, 3)
+    arr = from_numpy(mat)
+    back = to_numpy(arr)
+    np.testing.assert_array_equal(back, mat)
+    assert np.shares_memory(back, to_numpy(arr))
+
+
+def test_slices_are_offset_safe() -> None:
+    arr = from_numpy(np.arange(12, dtype=np.float32).reshape(4, 3))
+    np.testing.assert_array_equal(to_numpy(arr.slice(1, 2)), [[3, 4, 5], [6, 7, 8]])
+
+
+def test_nulls_become_nan_rows() -> None:
+    arr = from_numpy(np.ones((3, 2)), valid=np.array([True, False, True]))
+    assert arr.null_count == 1
+    out = to_numpy(arr)
+    assert np.isnan(out[1]).all()
+    assert (out[[0, 2]] == 1).all()
+
+
+def test_chunked_arrays_are_combined() -> None:
+    a = from_numpy(np.ones((2, 2)))
+    out = to_numpy(pa.chunked_array([a, a]))
+    assert out.shape == (4, 2)
+
+
+def test_non_vector_types_are_refused_with_the_type() -> None:
+    with pytest.raises(InputTypeError, match="got int64"):
+        to_numpy(pa.array([1, 2]))
+    with pytest.raises(DimensionMismatchError, match=r"shape \(3,\)"):
+        from_numpy(np.ones(3))
