@@ -29,8 +29,8 @@ bench: models
 	$(BIN)/python benchmarks/encode.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check embed_sql tests benchmarks scripts
-	$(BIN)/ruff format --check embed_sql tests benchmarks scripts
+	$(BIN)/ruff check embed_sql tests benchmarks
+	$(BIN)/ruff format --check embed_sql tests benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

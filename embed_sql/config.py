@@ -3,7 +3,7 @@
 ``EMBED_SQL_CACHE``       cache directory (default ``~/.cache/embed_sql``)
 ``EMBED_SQL_THREADS``     threads for one encoder session (default: all usable cores)
 ``EMBED_SQL_BATCH_SIZE``  rows per inference batch (default 64)
-``EMBED_SQL_BATCH_TOKENS`` token budget per batch, rows x padded length (default 8192)
+``EMBED_SQL_BATCH_TOKENS`` token budget per batch, rows x padded length (default 4096)
 ``EMBED_SQL_OFFLINE``     ``1`` never contacts the Hugging Face hub (``HF_HUB_OFFLINE`` too)
 """
 
@@ -64,6 +64,6 @@ def get_settings() -> Settings:
         cache_dir=Path(cache).expanduser(),
         threads=_env_int("EMBED_SQL_THREADS", usable_cores()),
         batch_size=_env_int("EMBED_SQL_BATCH_SIZE", 64),
-        max_batch_tokens=_env_int("EMBED_SQL_BATCH_TOKENS", 8192),
+        max_batch_tokens=_env_int("EMBED_SQL_BATCH_TOKENS", 4096),
         offline=offline,
     )

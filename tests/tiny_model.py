@@ -13,9 +13,10 @@ from pathlib import Path
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = (
     "the a an of to and in is was for on with as by at from that this it be are were "
-    "food burrito taco restaurant bank rates inflation football cup match space planet "
-    "rain flood storm music film game market price city team player government election"
-).split()
+    "food burrito taco restaurant bank rates inflation football cup match space "
+    "planet rain flood storm music film game market price city team player government "
+    "election"
+).split(" ")
 MAX_TOKENS = 24
 HIDDEN = 32
 
@@ -48,8 +49,9 @@ def build_tiny_model(path: Path, *, seed: int = 0) -> Path:
     tok.save(str(path / "tokenizer.json"))
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     (path / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True,
-                    "model_max_length": 64}),
+        json.dumps(
+            {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 64}
+        ),
         encoding="utf-8",
     )
     torch.manual_seed(seed)
@@ -72,8 +74,18 @@ def build_tiny_model(path: Path, *, seed: int = 0) -> Path:
     )
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
     ]
     (path / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
     return path

@@ -88,7 +88,7 @@ class TextEncoder:
     batch_size
         Maximum rows per inference batch (``EMBED_SQL_BATCH_SIZE``, default 64).
     max_batch_tokens
-        Maximum rows x padded length per batch (``EMBED_SQL_BATCH_TOKENS``, default 8192).
+        Maximum rows x padded length per batch (``EMBED_SQL_BATCH_TOKENS``, default 4096).
     providers
         onnxruntime execution providers; default CUDA when available, then CPU.
 
@@ -154,7 +154,7 @@ class TextEncoder:
         return pa.list_(pa.float32(), self.dim)
 
     def field(self, name: str = "embedding", metric: str = "cos") -> pa.Field:
-        """An Arrow field for this encoder's vectors, with model and metric in its metadata."""
+        """Return an Arrow field for these vectors, with model and metric in its metadata."""
         meta = {
             b"embed_sql.model": self.name.encode(),
             b"embed_sql.model_key": self.key.encode(),
@@ -201,9 +201,7 @@ class TextEncoder:
             providers = [p for p in ("CUDAExecutionProvider",) if p in available]
             providers.append("CPUExecutionProvider")
         try:
-            session = ort.InferenceSession(
-                str(self.resolved.onnx_path), opts, providers=providers
-            )
+            session = ort.InferenceSession(str(self.resolved.onnx_path), opts, providers=providers)
         except Exception as exc:
             msg = f"onnxruntime cannot load {self.resolved.onnx_path}: {exc}"
             raise ModelLoadError(msg) from exc
@@ -216,7 +214,7 @@ class TextEncoder:
             raise ModelLoadError(msg)
         out = session.get_outputs()[0].shape
         if isinstance(out[-1], int) and out[-1] != self.dim:
-            msg = f"{self.resolved.onnx_path} outputs {out[-1]}-d vectors but the spec says {self.dim}"
+            msg = f"{self.resolved.onnx_path} gives {out[-1]}-d vectors; the spec says {self.dim}"
             raise ModelLoadError(msg)
         self._input_names = names
         return session

@@ -103,9 +103,7 @@ class ModelSpec:
             msg = f"ModelSpec {self.name!r}: dim={self.dim!r} must be a positive integer"
             raise InvalidParameterError(msg)
         if self.pooling not in _POOLINGS:
-            msg = (
-                f"ModelSpec {self.name!r}: pooling={self.pooling!r} is not one of {_POOLINGS}"
-            )
+            msg = f"ModelSpec {self.name!r}: pooling={self.pooling!r} is not one of {_POOLINGS}"
             raise InvalidParameterError(msg)
         if not isinstance(self.max_tokens, int) or self.max_tokens < 2:
             msg = f"ModelSpec {self.name!r}: max_tokens={self.max_tokens!r} must be an int >= 2"
@@ -154,7 +152,7 @@ def _entry_point_specs() -> _builtin_list[ModelSpec]:
     return _entry_points_loaded
 
 
-def list() -> _builtin_list[ModelSpec]:  # noqa: A001 - the public name the design asks for
+def list() -> _builtin_list[ModelSpec]:
     """Return every known model spec: built-in, from entry points, and user-registered.
 
     Examples
@@ -172,7 +170,7 @@ def list() -> _builtin_list[ModelSpec]:  # noqa: A001 - the public name the desi
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
-    """Split ``"name:variant"`` into name and variant (``"fp32"`` when absent).
+    r"""Split ``"name:variant"`` into name and variant (``"fp32"`` when absent).
 
     A colon that is part of a path (``C:\\models``) is left alone.
     """
@@ -214,9 +212,7 @@ def get(name: str) -> ModelSpec:
             return spec
     if Path(base).expanduser().exists():
         return spec_from_path(base)
-    known = ", ".join(
-        f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in specs
-    )
+    known = ", ".join(f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in specs)
     msg = (
         f"unknown model {base!r}. Known models: {known}. "
         "Pass a local Hugging Face model directory or ONNX file instead, "

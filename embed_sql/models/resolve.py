@@ -274,9 +274,7 @@ def _quantized(base: ResolvedModel, cache: _Cache) -> ResolvedModel:
         shutil.copyfile(base.tokenizer_path, tmp / "tokenizer.json")
 
     built = cache.build(base.spec, "int8", key, make)
-    return ResolvedModel(
-        base.spec, "int8", built.onnx_path, built.tokenizer_path, key, base.source
-    )
+    return ResolvedModel(base.spec, "int8", built.onnx_path, built.tokenizer_path, key, base.source)
 
 
 def _variant(model: str | ModelSpec | os.PathLike[str], quantize: str | None) -> str:

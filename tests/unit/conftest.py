@@ -14,13 +14,11 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline_private_cache(
-    monkeypatch: pytest.MonkeyPatch, session_cache: Path
-) -> Iterator[None]:
+def _offline_private_cache(monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> Iterator[None]:
     """Unit tests never touch the user's cache or the network."""
     monkeypatch.setenv("EMBED_SQL_CACHE", str(session_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield
+    return
 
 
 @pytest.fixture

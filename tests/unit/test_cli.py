@@ -37,9 +37,7 @@ def test_unknown_model_exits_2_with_the_known_names(capsys: pytest.CaptureFixtur
     assert "Known models" in capsys.readouterr().err
 
 
-def test_demo_prints_similar_pairs(
-    tiny_source: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_demo_prints_similar_pairs(tiny_source: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--model", str(tiny_source), "--pairs", "3"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n  0.") + out.count("\n  -0.") + out.count("\n  1.") == 3

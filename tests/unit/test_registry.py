@@ -80,9 +80,7 @@ def test_onnx_file_without_tokenizer_names_the_expected_file(tmp_path: Path) -> 
         models.spec_from_path(onnx)
 
 
-def test_register_a_local_directory_under_a_name(
-    tiny_source: Path, registered: list[str]
-) -> None:
+def test_register_a_local_directory_under_a_name(tiny_source: Path, registered: list[str]) -> None:
     spec = models.register(tiny_source, name="tiny", aliases=("tiny-alias",), max_tokens=8)
     registered.append(spec.name)
     assert models.get("Tiny-Alias") == spec
@@ -93,9 +91,7 @@ def test_register_a_local_directory_under_a_name(
         models.get("tiny")
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("dim", 0), ("pooling", "sum"), ("max_tokens", 1)]
-)
+@pytest.mark.parametrize(("field", "value"), [("dim", 0), ("pooling", "sum"), ("max_tokens", 1)])
 def test_invalid_spec_fields_are_refused(field: str, value: object) -> None:
     kwargs: dict[str, object] = {"name": "x", "dim": 8, field: value}
     with pytest.raises(InvalidParameterError, match=field):

