@@ -26,11 +26,27 @@ from embed_sql.models import DEFAULT_MODEL, ModelSpec, TextEncoder, resolve
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # host adapters load on first use, so importing embed_sql never imports a host library
+    if name == "register":
+        from embed_sql.udfs.duckdb import register
+
+        return register
+    if name == "EmbeddingCache":
+        from embed_sql.models.cache import EmbeddingCache
+
+        return EmbeddingCache
+    msg = f"module 'embed_sql' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 __all__ = [
     "DEFAULT_MODEL",
     "DimensionMismatchError",
     "EmbedSQLError",
     "EmbedSQLWarning",
+    "EmbeddingCache",
     "ExportError",
     "InputTypeError",
     "InvalidParameterError",
@@ -41,5 +57,6 @@ __all__ = [
     "TextEncoder",
     "__version__",
     "models",
+    "register",
     "resolve",
 ]

@@ -22,15 +22,16 @@ import pyarrow as pa
 
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoadError
+from embed_sql.models import registry
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
-from embed_sql.models.resolve import ResolvedModel, resolve
+from embed_sql.models.resolve import ResolvedModel, resolve, variant_of
 from embed_sql.vectors.arrow import from_numpy, to_numpy
 
 if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-__all__ = ["TextEncoder", "plan_batches"]
+__all__ = ["TextEncoder", "as_text_array", "plan_batches", "shared_encoder"]
 
 TextInput = str | Sequence[str | None] | pa.Array | pa.ChunkedArray
 #: Texts tokenised at a time; bounds the memory held by token ids and the output buffer.
@@ -242,12 +243,7 @@ class TextEncoder:
         if isinstance(texts, pa.ChunkedArray):
             _check_arrow(texts.type)
             return pa.chunked_array([self._encode_array(c) for c in texts.chunks], self.type)
-        if isinstance(texts, pa.Array):
-            _check_arrow(texts.type)
-            return self._encode_array(texts)
-        if isinstance(texts, str):
-            return self._encode_array(pa.array([texts], pa.string()))
-        return self._encode_array(_to_arrow(texts))
+        return self._encode_array(as_text_array(texts))
 
     __call__ = encode
 
@@ -329,6 +325,41 @@ def _tokenize(tokenizer: Tokenizer, texts: list[str]) -> list:
         # lone surrogates and the like: replace what UTF-8 cannot carry, never fail a row
         cleaned = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         return tokenizer.encode_batch(cleaned, add_special_tokens=True)
+
+
+def as_text_array(texts: TextInput) -> pa.Array:
+    """Return the input as one Arrow string array, or raise :class:`InputTypeError`."""
+    if isinstance(texts, pa.ChunkedArray):
+        _check_arrow(texts.type)
+        return texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        _check_arrow(texts.type)
+        return texts
+    if isinstance(texts, str):
+        return pa.array([texts], pa.string())
+    return _to_arrow(texts)
+
+
+_shared: dict[tuple[object, str | None], TextEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_encoder(
+    model: str | ModelSpec | os.PathLike[str] | None = None, *, quantize: str | None = None
+) -> TextEncoder:
+    """Return the process-wide encoder for a model and variant, creating it once.
+
+    Every host (DuckDB, Polars, the CLI) goes through here, so they share one onnxruntime
+    session per model and give the same vectors.
+    """
+    ref = DEFAULT_MODEL if model is None else model
+    spec = ref if isinstance(ref, ModelSpec) else registry.get(ref)
+    key = (spec, variant_of(ref, quantize))
+    with _shared_lock:
+        encoder = _shared.get(key)
+        if encoder is None:
+            encoder = _shared[key] = TextEncoder(ref, quantize=quantize)
+        return encoder
 
 
 def _check_arrow(dtype: pa.DataType) -> None:

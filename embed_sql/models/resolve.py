@@ -277,7 +277,8 @@ def _quantized(base: ResolvedModel, cache: _Cache) -> ResolvedModel:
     return ResolvedModel(base.spec, "int8", built.onnx_path, built.tokenizer_path, key, base.source)
 
 
-def _variant(model: str | ModelSpec | os.PathLike[str], quantize: str | None) -> str:
+def variant_of(model: str | ModelSpec | os.PathLike[str], quantize: str | None) -> str:
+    """Return the variant asked for by a ``:suffix`` or by ``quantize`` (``fp32`` if neither)."""
     suffix = registry.parse_ref(os.fspath(model))[1] if not isinstance(model, ModelSpec) else None
     asked = (quantize or "").lower() or None
     if asked is not None and asked not in registry.VARIANTS:
@@ -323,7 +324,7 @@ def resolve(
     """
     settings = get_settings()
     spec = model if isinstance(model, ModelSpec) else registry.get(model)
-    variant = _variant(model, quantize)
+    variant = variant_of(model, quantize)
     offline = settings.offline if offline is None else offline
     cache = _Cache(Path(cache_dir).expanduser() if cache_dir else settings.cache_dir)
 

@@ -1,0 +1,169 @@
+"""A content-hash embedding cache on disk: the same text and model give a stored vector.
+
+An ETL job re-run over a mostly unchanged table embeds only the new texts. Entries live in
+one SQLite file (stdlib, WAL journal: many readers alongside one writer, across threads and
+processes, and it survives restarts). The key is a BLAKE2b hash of the encoder's content key
+(weights, tokenizer, recipe, variant) and the text, so vectors of different models never
+mix. The file is bounded: past ``max_bytes`` the least recently used entries are evicted.
+
+>>> from embed_sql import TextEncoder
+>>> from embed_sql.models.cache import EmbeddingCache
+>>> cache = EmbeddingCache("/tmp/embeddings.sqlite")
+>>> vectors = cache.encode(TextEncoder(), ["a burrito", "tacos"])   # computed and stored
+>>> vectors = cache.encode(TextEncoder(), ["a burrito"])            # looked up
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.exceptions import InvalidParameterError, ModelLoadError
+from embed_sql.vectors.arrow import from_numpy, to_numpy
+
+if TYPE_CHECKING:
+    from embed_sql.models.encoder import TextEncoder
+
+__all__ = ["EmbeddingCache"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    key BLOB PRIMARY KEY,
+    vec BLOB NOT NULL,
+    used REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS embeddings_used ON embeddings(used);
+"""
+_ROW_OVERHEAD = 64  # key, timestamp and B-tree bookkeeping per entry, roughly
+_LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
+
+
+class EmbeddingCache:
+    """Disk-backed map from (model, text) to vector.
+
+    Parameters
+    ----------
+    path
+        The SQLite file; created with its directory if missing.
+    max_bytes
+        Upper bound on the stored vectors (default 2 GiB); least recently used entries are
+        evicted past it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 2 * 2**30) -> None:
+        if not isinstance(max_bytes, int) or max_bytes <= 0:
+            msg = f"max_bytes={max_bytes!r} must be a positive integer number of bytes"
+            raise InvalidParameterError(msg)
+        self.path = Path(path).expanduser()
+        self.max_bytes = max_bytes
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            msg = f"cannot open the embedding cache {self.path}: {exc}"
+            raise ModelLoadError(msg) from exc
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCache({str(self.path)!r}, max_bytes={self.max_bytes})"
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @staticmethod
+    def _keys(model_key: str, texts: list[str]) -> list[bytes]:
+        prefix = model_key.encode() + b"\0"
+        return [
+            hashlib.blake2b(prefix + t.encode("utf-8", "replace"), digest_size=20).digest()
+            for t in texts
+        ]
+
+    def encode(self, encoder: TextEncoder, texts: object) -> pa.Array:
+        """Return ``encoder.encode(texts)``, computing only the texts not cached yet."""
+        from embed_sql.models.encoder import as_text_array
+
+        column = as_text_array(texts)
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(valid)
+        strings = column.filter(pa.array(valid)).to_pylist() if len(rows) else []
+        out = np.zeros((len(column), encoder.dim), dtype=np.float32)
+        keys = self._keys(encoder.key, strings)
+        found = self._lookup(keys, encoder.dim)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        for i, k in enumerate(keys):
+            if k in found:
+                out[rows[i]] = found[k]
+        if missing:
+            fresh = to_numpy(encoder.encode([strings[i] for i in missing]))
+            out[rows[missing]] = fresh
+            self._store([keys[i] for i in missing], fresh)
+        return from_numpy(out, valid=valid if len(rows) < len(column) else None)
+
+    def _lookup(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
+        db = self._connect()
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, vec FROM embeddings WHERE key IN ({marks})"
+            for key, blob in db.execute(query, chunk):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape == (dim,):
+                    found[key] = vec
+        if found:
+            now = time.time()
+            with self._write_lock:
+                db.executemany(
+                    "UPDATE embeddings SET used = ? WHERE key = ?", [(now, k) for k in found]
+                )
+        return found
+
+    def _store(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        now = time.time()
+        rows = [(k, v.tobytes(), now) for k, v in zip(keys, vectors, strict=True)]
+        db = self._connect()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+                self._evict(db, row_bytes=vectors.shape[1] * 4 + _ROW_OVERHEAD)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _evict(self, db: sqlite3.Connection, row_bytes: int) -> None:
+        limit = max(1, self.max_bytes // row_bytes)
+        (count,) = db.execute("SELECT count(*) FROM embeddings").fetchone()
+        if count > limit:
+            db.execute(
+                "DELETE FROM embeddings WHERE key IN "
+                "(SELECT key FROM embeddings ORDER BY used LIMIT ?)",
+                (count - limit,),
+            )
+
+    def __len__(self) -> int:
+        (count,) = self._connect().execute("SELECT count(*) FROM embeddings").fetchone()
+        return int(count)
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._write_lock:
+            self._connect().execute("DELETE FROM embeddings")
