@@ -3,7 +3,7 @@
 ``embed-sql models list``                  known models
 ``embed-sql models info NAME``             one model's spec and where it resolves
 ``embed-sql models export NAME [--int8]``  export to ONNX into the cache (offline first)
-``embed-sql demo``                         embed real sentences, print the most similar pairs
+``embed-sql demo``                         similar pairs, then semantic search in SQL and Polars
 """
 
 from __future__ import annotations
@@ -19,19 +19,6 @@ from embed_sql import models
 from embed_sql.exceptions import EmbedSQLError
 
 __all__ = ["main"]
-
-DEMO_SENTENCES = (
-    "The new taqueria downtown serves a burrito the size of your forearm.",
-    "A family-run Mexican restaurant opened near the station, famous for its tacos.",
-    "Central bank raises interest rates for the third time this year.",
-    "Inflation slowed in October as energy prices fell.",
-    "The striker scored twice as the home side won the cup final.",
-    "Tennis champion withdraws from the tournament with a wrist injury.",
-    "Astronomers detect water vapour in the atmosphere of a distant planet.",
-    "The space agency delays the launch of its lunar lander to next spring.",
-    "Heavy rain and flooding close roads across the north of the country.",
-    "Storms bring widespread flooding and power cuts to coastal towns.",
-)
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
@@ -66,23 +53,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import numpy as np
+    from embed_sql.demo import run
 
-    encoder = models.TextEncoder(args.model)
-    vectors = encoder.encode_numpy(list(DEMO_SENTENCES))
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    print(f"model: {encoder.name} ({encoder.dim}-d, source: {encoder.resolved.source})")
-    print(f"embedded {len(DEMO_SENTENCES)} sentences; most similar pairs:\n")
-    seen: set[tuple[int, int]] = set()
-    for flat in np.argsort(-sims, axis=None):
-        i, j = divmod(int(flat), len(DEMO_SENTENCES))
-        if (j, i) in seen or (i, j) in seen:
-            continue
-        seen.add((i, j))
-        print(f"  {sims[i, j]:.3f}  {DEMO_SENTENCES[i]}\n         {DEMO_SENTENCES[j]}")
-        if len(seen) == args.pairs:
-            break
+    run(args.model, pairs=args.pairs, query=args.query)
     return 0
 
 
@@ -106,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="embed a few sentences and print the closest pairs")
     demo.add_argument("--model", default=models.DEFAULT_MODEL)
-    demo.add_argument("--pairs", type=int, default=5)
+    demo.add_argument("--pairs", type=int, default=3)
+    demo.add_argument("--query", default="food", help="the semantic search query")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

@@ -24,7 +24,7 @@ HIDDEN = 32
 def vocabulary() -> list[str]:
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     pieces = [f"##{c}" for c in string.ascii_lowercase + string.digits]
-    return [*SPECIALS, *chars, *pieces, *WORDS]
+    return list(dict.fromkeys([*SPECIALS, *chars, *pieces, *WORDS]))
 
 
 def build_tiny_model(path: Path, *, seed: int = 0) -> Path:

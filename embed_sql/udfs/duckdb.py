@@ -8,8 +8,8 @@ The result is a DuckDB ARRAY, so ``array_cosine_similarity``, ``array_distance``
 >>> import duckdb, embed_sql
 >>> con = duckdb.connect()
 >>> embed_sql.register(con)
->>> con.sql("SELECT array_cosine_similarity(embed('burrito'), embed('taco')) > 0.5").fetchone()
-(True,)
+>>> con.sql("SELECT array_cosine_similarity(embed('burrito'), embed('taco')) > 0.5").fetchall()
+[(True,)]
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ def register(
     >>> con = duckdb.connect()
     >>> embed_sql.register(con, models={"q8": "all-MiniLM-L6-v2:int8"})
     Registration(embed() → FLOAT[384] (...), embed_q8() → FLOAT[384] (...:int8))
-    >>> con.sql("SELECT typeof(embed('x'))").fetchone()
-    ('FLOAT[384]',)
+    >>> con.sql("SELECT typeof(embed('x'))").fetchall()
+    [('FLOAT[384]',)]
     """
     _check_connection(con)
     wanted: dict[str, ModelRef] = {"embed": model if model is not None else DEFAULT_MODEL}

@@ -42,9 +42,13 @@ def to_numpy(arr: pa.Array | pa.ChunkedArray, *, null_value: float = np.nan) -> 
     dim = vector_dim(arr.type)
     n = len(arr)
     values = arr.values.slice(arr.offset * dim, n * dim)
-    if values.null_count:
-        msg = "vector column has NULL elements inside non-NULL vectors; fill or drop them first"
-        raise InputTypeError(msg)
+    if values.null_count:  # allowed only under NULL rows (DuckDB writes them so)
+        inner = ~values.is_valid().to_numpy(zero_copy_only=False).reshape(n, dim)
+        row_ok = arr.is_valid().to_numpy(zero_copy_only=False)
+        if (inner.any(axis=1) & row_ok).any():
+            msg = "vector column has NULL elements inside non-NULL vectors; fill or drop them first"
+            raise InputTypeError(msg)
+        values = values.fill_null(0.0)
     mat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     mat = mat.reshape(n, dim)
     if arr.null_count:

@@ -40,3 +40,18 @@ def test_non_vector_types_are_refused_with_the_type() -> None:
         to_numpy(pa.array([1, 2]))
     with pytest.raises(DimensionMismatchError, match=r"shape \(3,\)"):
         from_numpy(np.ones(3))
+
+
+def test_null_children_under_null_rows_are_accepted() -> None:
+    values = pa.array([1.0, 2.0, None, None], pa.float32())
+    arr = pa.FixedSizeListArray.from_arrays(values, 2, mask=pa.array([False, True]))
+    out = to_numpy(arr)
+    assert out[0].tolist() == [1.0, 2.0]
+    assert np.isnan(out[1]).all()
+
+
+def test_null_children_inside_valid_rows_are_refused() -> None:
+    values = pa.array([1.0, None, 3.0, 4.0], pa.float32())
+    arr = pa.FixedSizeListArray.from_arrays(values, 2)
+    with pytest.raises(InputTypeError, match="NULL elements inside non-NULL vectors"):
+        to_numpy(arr)

@@ -37,7 +37,11 @@ def test_unknown_model_exits_2_with_the_known_names(capsys: pytest.CaptureFixtur
     assert "Known models" in capsys.readouterr().err
 
 
-def test_demo_prints_similar_pairs(tiny_source: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--model", str(tiny_source), "--pairs", "3"]) == 0
+def test_demo_prints_pairs_and_searches_in_both_hosts(
+    tiny_source: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--model", str(tiny_source), "--pairs", "2", "--query", "food"]) == 0
     out = capsys.readouterr().out
-    assert out.count("\n  0.") + out.count("\n  -0.") + out.count("\n  1.") == 3
+    assert "the 2 most similar pairs" in out
+    assert "2. DuckDB: semantic search for 'food'" in out
+    assert "3. Polars" in out

@@ -1,0 +1,95 @@
+"""The ``embed-sql demo``: similar sentences, then semantic search in DuckDB and in Polars.
+
+Runs on the embedded default model, offline. Each host step runs only when its extra is
+installed, and says so when it is not.
+"""
+
+from __future__ import annotations
+
+from embed_sql.models.encoder import shared_encoder
+
+__all__ = ["HEADLINES", "run"]
+
+SENTENCES = (
+    "The new taqueria downtown serves a burrito the size of your forearm.",
+    "A family-run Mexican restaurant opened near the station, famous for its tacos.",
+    "Central bank raises interest rates for the third time this year.",
+    "Inflation slowed in October as energy prices fell.",
+    "The striker scored twice as the home side won the cup final.",
+    "Tennis champion withdraws from the tournament with a wrist injury.",
+    "Heavy rain and flooding close roads across the north of the country.",
+    "Storms bring widespread flooding and power cuts to coastal towns.",
+)
+
+HEADLINES = (
+    (1, "Stocks slide as investors weigh another rate rise"),
+    (2, "Local chef wins award for the city's best breakfast burrito"),
+    (3, "Striker's late goal sends United into the semi-finals"),
+    (4, "Parliament votes on the new housing bill"),
+    (5, "Chip maker unveils faster processor for laptops"),
+    (6, "Flood warnings issued as heavy rain continues"),
+    (7, "Film festival opens with a sold-out premiere"),
+    (8, "Oil prices climb after supply cut announced"),
+)
+
+
+def _similar_pairs(model: str, pairs: int) -> None:
+    encoder = shared_encoder(model)
+    vectors = encoder.encode_numpy(list(SENTENCES))
+    sims = vectors @ vectors.T
+    print(f"model: {encoder.name} ({encoder.dim}-d, from {encoder.resolved.source})")
+    print(f"\n1. {len(SENTENCES)} sentences, the {pairs} most similar pairs:")
+    upper = [
+        (sims[i, j], i, j) for i in range(len(SENTENCES)) for j in range(i + 1, len(SENTENCES))
+    ]
+    for sim, i, j in sorted(upper, reverse=True)[:pairs]:
+        print(f"  {sim:.3f}  {SENTENCES[i]}\n         {SENTENCES[j]}")
+
+
+def _duckdb_search(model: str, query: str) -> None:
+    try:
+        import duckdb
+    except ImportError:
+        print("\n2. DuckDB: skipped (pip install 'embed-sql[duckdb]')")
+        return
+    from embed_sql.udfs.duckdb import register
+
+    con = duckdb.connect()
+    register(con, model=model, progress=False)
+    con.execute("CREATE TABLE news (id INTEGER, title VARCHAR)").fetchall()
+    con.executemany("INSERT INTO news VALUES (?, ?)", [list(h) for h in HEADLINES])
+    con.execute("CREATE TABLE news_v AS SELECT id, title, embed(title) AS v FROM news").fetchall()
+    sql = (
+        "SELECT array_cosine_similarity(v, embed(?)) AS score, title "
+        "FROM news_v ORDER BY score DESC LIMIT 3"
+    )
+    print(f"\n2. DuckDB: semantic search for {query!r}\n   {sql}")
+    for score, title in con.execute(sql, [query]).fetchall():
+        print(f"  {score:.3f}  {title}")
+    con.close()
+
+
+def _polars_search(model: str, query: str) -> None:
+    try:
+        import polars as pl
+
+        from embed_sql.udfs.polars import vectors_to_numpy
+    except ImportError:
+        print("\n3. Polars: skipped (pip install 'embed-sql[polars]')")
+        return
+
+    df = pl.DataFrame({"id": [h[0] for h in HEADLINES], "title": [h[1] for h in HEADLINES]})
+    df = df.with_columns(v=pl.col("title").embed.text(model))
+    q = shared_encoder(model).encode_numpy([query])[0]
+    scores = vectors_to_numpy(df["v"]) @ q
+    top = df.with_columns(score=pl.Series(scores)).sort("score", descending=True).head(3)
+    print(f'\n3. Polars: df.with_columns(v=pl.col("title").embed.text()), search {query!r}')
+    for score, title in top.select("score", "title").iter_rows():
+        print(f"  {score:.3f}  {title}")
+
+
+def run(model: str, *, pairs: int = 3, query: str = "food") -> None:
+    """Print the demo to stdout."""
+    _similar_pairs(model, pairs)
+    _duckdb_search(model, query)
+    _polars_search(model, query)

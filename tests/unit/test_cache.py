@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from embed_sql import TextEncoder
+from embed_sql.exceptions import InputTypeError, InvalidParameterError
+from embed_sql.models.cache import EmbeddingCache
+from embed_sql.vectors import to_numpy
+
+
+class CountingEncoder:
+    """Wraps an encoder and counts the texts it really embeds."""
+
+    def __init__(self, encoder: TextEncoder, key: str | None = None) -> None:
+        self.inner = encoder
+        self.dim = encoder.dim
+        self.key = key or encoder.key
+        self.embedded: list[str] = []
+
+    def encode(self, texts: list[str]) -> pa.Array:
+        self.embedded.extend(texts)
+        return self.inner.encode(texts)
+
+
+def test_cached_vectors_equal_fresh_ones_and_skip_the_model(
+    tiny_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    enc = CountingEncoder(tiny_encoder)
+    texts = ["food", None, "rain", "food", ""]
+    first = cache.encode(enc, texts)  # type: ignore[arg-type]
+    assert sorted(enc.embedded) == ["", "food", "food", "rain"]
+    enc.embedded.clear()
+    second = cache.encode(enc, pa.array(texts))  # type: ignore[arg-type]
+    assert enc.embedded == []
+    assert second.is_valid().to_pylist() == [True, False, True, True, True]
+    np.testing.assert_array_equal(to_numpy(first), to_numpy(second))
+    np.testing.assert_array_equal(
+        to_numpy(second)[[0, 2]], tiny_encoder.encode_numpy(["food", "rain"])
+    )
+
+
+def test_cache_survives_a_restart(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
+    EmbeddingCache(tmp_path / "c.sqlite").encode(tiny_encoder, ["food", "rain"])
+    enc = CountingEncoder(tiny_encoder)
+    EmbeddingCache(tmp_path / "c.sqlite").encode(enc, ["food", "rain"])  # type: ignore[arg-type]
+    assert enc.embedded == []
+
+
+def test_different_models_never_share_entries(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    cache.encode(tiny_encoder, ["food"])
+    other = CountingEncoder(tiny_encoder, key="another-model-key")
+    cache.encode(other, ["food"])  # type: ignore[arg-type]
+    assert other.embedded == ["food"]
+    assert len(cache) == 2
+
+
+def test_size_is_bounded_by_evicting_least_recently_used(
+    tiny_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    row = tiny_encoder.dim * 4 + 64
+    cache = EmbeddingCache(tmp_path / "c.sqlite", max_bytes=10 * row)
+    cache.encode(tiny_encoder, [f"food {i}" for i in range(8)])
+    cache.encode(tiny_encoder, ["food 0"])  # touch: now the most recently used
+    cache.encode(tiny_encoder, [f"rain {i}" for i in range(5)])
+    assert len(cache) == 10
+    enc = CountingEncoder(tiny_encoder)
+    cache.encode(enc, ["food 0"])  # type: ignore[arg-type]
+    assert enc.embedded == []
+
+
+def test_concurrent_threads_share_one_cache(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    texts = [f"food {i}" for i in range(300)]
+    expected = tiny_encoder.encode_numpy(texts)
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            got = to_numpy(cache.encode(tiny_encoder, texts[offset:] + texts[:offset]))
+            np.testing.assert_array_equal(got, np.roll(expected, -offset, axis=0))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k * 50,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(cache) == 300
+
+
+def test_readers_in_another_connection_see_committed_entries(
+    tiny_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.sqlite"
+    EmbeddingCache(path).encode(tiny_encoder, ["food", "rain"])
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM embeddings").fetchone() == (2,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_bad_arguments_are_refused(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="max_bytes=0"):
+        EmbeddingCache(tmp_path / "c.sqlite", max_bytes=0)
+    with pytest.raises(InputTypeError, match="item 0 of type int"):
+        EmbeddingCache(tmp_path / "c.sqlite").encode(tiny_encoder, [1])  # type: ignore[list-item]
