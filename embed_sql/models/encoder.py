@@ -12,10 +12,12 @@ input order. NULL in → NULL out; text longer than the model's limit is truncat
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -221,13 +223,18 @@ class TextEncoder:
         return session
 
     # -- encoding -------------------------------------------------------------------------
-    def encode(self, texts: TextInput) -> pa.Array | pa.ChunkedArray:
+    def encode(
+        self, texts: TextInput, *, progress: bool | None = None
+    ) -> pa.Array | pa.ChunkedArray:
         """Embed texts and return a ``fixed_size_list<float32>[dim]`` Arrow array.
 
         Parameters
         ----------
         texts
             A str, a sequence of str/None, or an Arrow string array or chunked array.
+        progress
+            Show a tqdm progress bar. Default: only for inputs of 10,000 rows or more when
+            stderr is a terminal (so never in logs, CI or inside DuckDB's 2,048-row calls).
 
         Returns
         -------
@@ -240,10 +247,15 @@ class TextEncoder:
         InputTypeError
             For non-text input; the message names the first offending value.
         """
-        if isinstance(texts, pa.ChunkedArray):
-            _check_arrow(texts.type)
-            return pa.chunked_array([self._encode_array(c) for c in texts.chunks], self.type)
-        return self._encode_array(as_text_array(texts))
+        chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else None
+        if chunks is not None:
+            _check_arrow(texts.type)  # type: ignore[union-attr]
+        else:
+            texts = as_text_array(texts)
+        with _progress_bar(len(texts), progress) as bar:  # type: ignore[arg-type]
+            if chunks is None:
+                return self._encode_array(texts, bar)  # type: ignore[arg-type]
+            return pa.chunked_array([self._encode_array(c, bar) for c in chunks], self.type)
 
     __call__ = encode
 
@@ -260,7 +272,7 @@ class TextEncoder:
         """Embed texts into an ``(n, dim)`` float32 array; NULL rows become NaN."""
         return to_numpy(self.encode(texts))
 
-    def _encode_array(self, arr: pa.Array) -> pa.Array:
+    def _encode_array(self, arr: pa.Array, bar: _Bar) -> pa.Array:
         if pa.types.is_string_view(arr.type):
             arr = arr.cast(pa.large_string())
         n = len(arr)
@@ -276,6 +288,7 @@ class TextEncoder:
                 texts = [t for t, k in zip(texts, keep, strict=True) if k]
             if texts:
                 out[rows] = self._embed(texts)
+            bar.update(len(piece))
         return from_numpy(out, valid=valid)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -316,6 +329,34 @@ class TextEncoder:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             pooled = pooled / np.maximum(norms, 1e-12)
         return pooled
+
+
+PROGRESS_MIN_ROWS = 10_000
+
+
+class _Bar(Protocol):
+    def update(self, n: int) -> object: ...
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int, progress: bool | None) -> Iterator[_Bar]:
+    show = progress if progress is not None else total >= PROGRESS_MIN_ROWS and _interactive()
+    if not show:
+        yield _NoBar()
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="rows", desc="embedding", leave=False) as bar:
+        yield bar
+
+
+def _interactive() -> bool:
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def _tokenize(tokenizer: Tokenizer, texts: list[str]) -> list:

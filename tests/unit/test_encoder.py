@@ -198,3 +198,21 @@ def test_int8_encoder_is_close_to_fp32(tiny_source: Path) -> None:
     fp32 = TextEncoder(tiny_source).encode_numpy(MIXED)
     int8 = TextEncoder(tiny_source, quantize="int8").encode_numpy(MIXED)
     assert ((fp32 * int8).sum(axis=1) > 0.9).all()
+
+
+def test_progress_bar_counts_every_row_when_asked(
+    tiny_encoder: TextEncoder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = ["food"] * 20 + [None] * 5
+    out = tiny_encoder.encode(pa.chunked_array([texts[:10], texts[10:]]), progress=True)
+    assert len(out) == 25
+    err = capsys.readouterr().err
+    assert "embedding" in err
+    assert "/25 [" in err  # the total is every row, NULLs included
+
+
+def test_no_progress_bar_by_default_when_not_interactive(
+    tiny_encoder: TextEncoder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny_encoder.encode(["food"] * 20_000)
+    assert capsys.readouterr().err == ""
