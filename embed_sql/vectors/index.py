@@ -1,0 +1,673 @@
+"""VectorIndex: k-NN and range search over a vector column, keyed by the user's own keys.
+
+Two modes behind one interface:
+
+- HNSW (default): a ``usearch.Index`` holding the vectors in ``f32``, ``f16`` or ``i8``.
+- exact: the float32 matrix, searched by blocked BLAS matrix products (far faster than a
+  brute-force scan, and exact to float rounding).
+
+Keys are the user's own (any integer or string Arrow type); usearch sees only row labels.
+Ties are broken by key, so results are deterministic. Files are written atomically (a
+temporary file, then rename) as a small header (model, metric, dim, dtype, row count, and a
+SHA-256 per section) followed by the keys (Arrow IPC) and the vectors; :meth:`load` and
+:meth:`view` verify them, so a truncated or corrupt file raises :class:`IndexFileError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import mmap
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from embed_sql.exceptions import (
+    DimensionMismatchError,
+    EmbedSQLError,
+    InputTypeError,
+    InvalidParameterError,
+)
+from embed_sql.vectors.arrow import to_numpy, vector_dim
+from embed_sql.vectors.metrics import (
+    Metric,
+    distances,
+    from_usearch,
+    pair_distances,
+    parse_metric,
+    usearch_metric,
+)
+
+__all__ = ["DTYPES", "IndexFileError", "SearchResult", "VectorIndex", "as_matrix"]
+
+DTYPES = ("f32", "f16", "i8")
+_MAGIC = b"EMBEDSQL-INDEX\x00\x01"
+_FORMAT = 1
+_QUERY_BLOCK = 1024
+_ROW_BLOCK = 32768
+
+
+class IndexFileError(EmbedSQLError, ValueError):
+    """Exception raised when an index file is truncated, corrupt or of another format."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top-k matches per query: ``labels``/``distances`` of shape ``(n, k)``, ``counts[n]``.
+
+    Positions past ``counts[i]`` hold label -1 and distance +inf.
+    """
+
+    labels: np.ndarray
+    distances: np.ndarray
+    counts: np.ndarray
+
+
+def _as_keys(keys: object, n: int) -> pa.Array:
+    arr = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    if not isinstance(arr, pa.Array):
+        arr = pa.array(list(arr) if not isinstance(arr, np.ndarray) else arr)  # type: ignore[arg-type]
+    if pa.types.is_null(arr.type) and len(arr) == n == 0:  # empty: no key type to keep
+        return pa.array([], pa.int64())
+    if not (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_string(arr.type)
+        or pa.types.is_large_string(arr.type)
+    ):
+        msg = f"keys must be integers or strings, got {arr.type}; cast the key column first"
+        raise InputTypeError(msg)
+    if len(arr) != n:
+        msg = f"{len(arr)} keys for {n} vectors; give exactly one key per vector"
+        raise DimensionMismatchError(msg)
+    if arr.null_count:
+        msg = f"keys contain {arr.null_count} NULL(s); every indexed vector needs a key"
+        raise InputTypeError(msg)
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (float32 matrix, validity mask) for Arrow/numpy vectors."""
+    if isinstance(vectors, pa.ChunkedArray | pa.Array):
+        got = vector_dim(vectors.type)
+        valid = np.asarray(vectors.is_valid(), dtype=bool)  # type: ignore[union-attr]
+        mat = to_numpy(vectors, null_value=0.0)
+    else:
+        mat = np.asarray(vectors, dtype=np.float32)
+        if mat.ndim == 1 and dim is not None and mat.shape[0] == dim:
+            mat = mat[None, :]
+        if mat.ndim != 2:
+            msg = f"expected a 2-d (rows, dim) matrix of vectors, got shape {mat.shape}"
+            raise DimensionMismatchError(msg)
+        got = mat.shape[1]
+        valid = np.isfinite(mat).all(axis=1)
+    if dim is not None and got != dim:
+        msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
+        raise DimensionMismatchError(msg)
+    if not np.isfinite(mat[valid]).all():
+        msg = "vectors contain NaN or infinite values; drop or fix those rows first"
+        raise InputTypeError(msg)
+    return np.ascontiguousarray(mat, dtype=np.float32), valid
+
+
+class VectorIndex:
+    """A searchable set of vectors with user keys.
+
+    Parameters
+    ----------
+    dim
+        Vector length.
+    metric
+        ``"cos"``, ``"ip"``, ``"l2"`` or ``"l2sq"`` (aliases accepted).
+    dtype
+        Storage in the HNSW graph: ``"f32"``, ``"f16"`` or ``"i8"`` (exact mode keeps f32).
+    exact
+        Brute-force (BLAS) search instead of HNSW.
+    connectivity, expansion_add, expansion_search
+        HNSW parameters (usearch's defaults when None).
+    model, model_key
+        The model that made the vectors, recorded in saved files and checked by joins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from embed_sql.vectors import VectorIndex
+    >>> idx = VectorIndex.build(np.eye(3, dtype=np.float32), ["a", "b", "c"], exact=True)
+    >>> idx.search(np.array([[1, 0.1, 0]], np.float32), 1).labels.tolist()
+    [[0]]
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        metric: str | Metric = "cos",
+        dtype: str = "f32",
+        exact: bool = False,
+        connectivity: int | None = None,
+        expansion_add: int | None = None,
+        expansion_search: int | None = None,
+        model: str | None = None,
+        model_key: str | None = None,
+    ) -> None:
+        if not isinstance(dim, int) or dim <= 0:
+            msg = f"dim={dim!r} must be a positive integer"
+            raise InvalidParameterError(msg)
+        if dtype not in DTYPES:
+            msg = f"dtype={dtype!r} is not supported; use one of {DTYPES}"
+            raise InvalidParameterError(msg)
+        self.dim = dim
+        self.metric = parse_metric(metric)
+        self.dtype = dtype
+        self.exact = bool(exact)
+        self.model = model
+        self.model_key = model_key
+        self._params = {
+            "connectivity": connectivity,
+            "expansion_add": expansion_add,
+            "expansion_search": expansion_search,
+        }
+        self._keys: pa.Array | None = None  # label → user key
+        self._alive = np.zeros(0, dtype=bool)  # label → still present
+        self._matrix = np.zeros((0, dim), dtype=np.float32)  # exact mode only
+        self._hnsw = None if self.exact else self._new_hnsw()
+        self._rank: np.ndarray | None = None
+        self._mmap: mmap.mmap | None = None
+
+    def _new_hnsw(self) -> object:
+        from usearch.index import Index
+
+        kwargs = {k: v for k, v in self._params.items() if v is not None}
+        return Index(ndim=self.dim, metric=usearch_metric(self.metric), dtype=self.dtype, **kwargs)
+
+    # -- building -------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        vectors: pa.Array | pa.ChunkedArray | np.ndarray,
+        keys: object,
+        *,
+        metric: str | Metric = "cos",
+        dtype: str = "f32",
+        exact: bool = False,
+        allow_duplicates: bool = False,
+        threads: int = 0,
+        model: str | None = None,
+        model_key: str | None = None,
+        **hnsw: int,
+    ) -> VectorIndex:
+        """Build an index from a vector column and a key column; NULL vectors are skipped.
+
+        Raises
+        ------
+        InvalidParameterError
+            For duplicate keys unless ``allow_duplicates=True``.
+        """
+        mat, _ = as_matrix(vectors, None)
+        index = cls(
+            mat.shape[1],
+            metric=metric,
+            dtype=dtype,
+            exact=exact,
+            model=model,
+            model_key=model_key,
+            **hnsw,
+        )
+        index.add(keys, vectors, allow_duplicates=allow_duplicates, threads=threads)
+        return index
+
+    def add(
+        self,
+        keys: object,
+        vectors: pa.Array | pa.ChunkedArray | np.ndarray,
+        *,
+        allow_duplicates: bool = False,
+        threads: int = 0,
+    ) -> int:
+        """Add vectors under their keys; NULL vectors are skipped. Returns the count added."""
+        mat, valid = as_matrix(vectors, self.dim)
+        key_arr = _as_keys(keys, len(mat))
+        mat, key_arr = mat[valid], key_arr.filter(pa.array(valid))
+        if self._keys is not None and len(self._keys) and key_arr.type != self._keys.type:
+            msg = f"keys of type {key_arr.type} cannot join an index keyed by {self._keys.type}"
+            raise InputTypeError(msg)
+        if not allow_duplicates:
+            self._refuse_duplicates(key_arr)
+        start = len(self._alive)
+        labels = np.arange(start, start + len(mat), dtype=np.uint64)
+        if self._hnsw is not None and len(mat):
+            self._hnsw.add(labels, mat, threads=threads)  # type: ignore[attr-defined]
+        elif len(mat):
+            self._matrix = np.concatenate([self._matrix, mat]) if start else mat
+        self._keys = key_arr if self._keys is None else pa.concat_arrays([self._keys, key_arr])
+        self._alive = np.concatenate([self._alive, np.ones(len(mat), dtype=bool)])
+        self._rank = None
+        return len(mat)
+
+    def _refuse_duplicates(self, new: pa.Array) -> None:
+        existing = self.keys()
+        both = pa.concat_arrays([existing.cast(new.type), new]) if len(existing) else new
+        if pc.count_distinct(both).as_py() != len(both):
+            counts = pc.value_counts(both)
+            dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+            msg = (
+                f"duplicate key {dup!r}: keys must be unique; pass allow_duplicates=True to "
+                "index several vectors under one key"
+            )
+            raise InvalidParameterError(msg)
+
+    def remove(self, keys: object) -> int:
+        """Remove every vector stored under these keys; returns how many were removed."""
+        if self._keys is None or not len(self._keys):
+            return 0
+        wanted = pa.array(list(keys)) if not isinstance(keys, pa.Array) else keys  # type: ignore[call-overload]
+        hit = np.asarray(pc.is_in(self._keys, value_set=wanted.cast(self._keys.type)), dtype=bool)
+        labels = np.flatnonzero(hit & self._alive)
+        if self._hnsw is not None and len(labels):
+            self._hnsw.remove(labels.astype(np.uint64))  # type: ignore[attr-defined]
+        self._alive[labels] = False
+        self._rank = None
+        return len(labels)
+
+    # -- inspection -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._alive.sum())
+
+    def __repr__(self) -> str:
+        mode = "exact" if self.exact else f"hnsw/{self.dtype}"
+        return f"VectorIndex({len(self)} x {self.dim}, metric={self.metric.value}, {mode})"
+
+    def labels(self) -> np.ndarray:
+        """Return the row labels of the vectors present, in insertion order."""
+        return np.flatnonzero(self._alive)
+
+    def keys(self) -> pa.Array:
+        """Return the keys of the vectors present, in insertion order."""
+        if self._keys is None:
+            return pa.array([], pa.int64())
+        return self._keys.filter(pa.array(self._alive))
+
+    def key_of(self, labels: np.ndarray) -> pa.Array:
+        """Map row labels (as in :class:`SearchResult`) to user keys; -1 gives NULL."""
+        if self._keys is None:
+            return pa.nulls(len(labels), pa.int64())
+        labels = np.asarray(labels, dtype=np.int64)
+        mask = labels < 0
+        taken = self._keys.take(pa.array(np.where(mask, 0, labels)))
+        return pc.if_else(pa.array(mask), pa.scalar(None, taken.type), taken)
+
+    def _key_rank(self) -> np.ndarray:
+        if self._rank is None:
+            keys = self._keys if self._keys is not None else pa.array([], pa.int64())
+            self._rank = np.asarray(pc.rank(keys, sort_keys="ascending", tiebreaker="first"))
+        return self._rank
+
+    def vectors(self, labels: np.ndarray | None = None) -> np.ndarray:
+        """Float32 vectors for labels (default: every live row), for exact work and k-means."""
+        if labels is None:
+            labels = np.flatnonzero(self._alive)
+        labels = np.asarray(labels, dtype=np.int64)
+        if self._hnsw is None:
+            return self._matrix[labels]
+        if not len(labels):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        got = self._hnsw.get(labels.astype(np.uint64), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.asarray(got, dtype=np.float32).reshape(len(labels), self.dim)
+
+    # -- search ---------------------------------------------------------------------------
+    def search(
+        self,
+        queries: pa.Array | pa.ChunkedArray | np.ndarray,
+        k: int,
+        *,
+        exact: bool | None = None,
+        allowed: np.ndarray | None = None,
+        threads: int = 0,
+    ) -> SearchResult:
+        """Return the ``k`` nearest rows for each query, closest first, ties by key.
+
+        Parameters
+        ----------
+        queries
+            ``(n, dim)`` vectors (Arrow or numpy). NULL queries get no matches.
+        k
+            Matches per query; fewer when fewer rows exist (``k`` larger than the index is
+            fine).
+        exact
+            Force brute-force search on an HNSW index (default: the index's mode).
+        allowed
+            Boolean mask over row labels: a filter applied *before* the top-k, so ``k``
+            matches come back whenever ``k`` allowed rows exist.
+        """
+        if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
+            msg = f"k={k!r} must be a positive integer"
+            raise InvalidParameterError(msg)
+        q, valid = as_matrix(queries, self.dim)
+        alive = self._alive if allowed is None else self._alive & _mask(allowed, len(self._alive))
+        n_rows = int(alive.sum())
+        k_eff = min(int(k), n_rows)
+        labels = np.full((len(q), max(k_eff, 0)), -1, dtype=np.int64)
+        dists = np.full((len(q), max(k_eff, 0)), np.inf, dtype=np.float32)
+        rows = np.flatnonzero(valid)
+        if k_eff == 0 or not len(rows):
+            return SearchResult(labels, dists, np.zeros(len(q), dtype=np.int64))
+        use_exact = self.exact if exact is None else exact
+        selective = allowed is not None and n_rows < max(4096, 0.1 * len(self))
+        if use_exact or self._hnsw is None or selective:
+            got_l, got_d = self._exact(q[rows], k_eff, np.flatnonzero(alive))
+        else:
+            got_l, got_d = self._approx(q[rows], k_eff, alive, threads)
+        labels[rows], dists[rows] = got_l, got_d
+        return SearchResult(labels, dists, (labels >= 0).sum(axis=1))
+
+    def _exact(
+        self, q: np.ndarray, k: int, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rank = np.append(self._key_rank(), np.iinfo(np.int64).max)
+        whole = self._hnsw is None and len(candidates) == len(self._matrix)
+        out_l = np.empty((len(q), k), dtype=np.int64)
+        out_d = np.empty((len(q), k), dtype=np.float32)
+        for qs in range(0, len(q), _QUERY_BLOCK):
+            block = q[qs : qs + _QUERY_BLOCK]
+            best_l = np.full((len(block), 0), -1, dtype=np.int64)
+            best_d = np.full((len(block), 0), np.inf, dtype=np.float32)
+            for rs in range(0, len(candidates), _ROW_BLOCK):
+                labs = candidates[rs : rs + _ROW_BLOCK]
+                mat = self._matrix[rs : rs + _ROW_BLOCK] if whole else self.vectors(labs)
+                d = distances(self.metric, block, mat)
+                cand_l, cand_d = _select(d, labs, rank, k)
+                best_l, best_d = _select(
+                    np.hstack([best_d, cand_d]), np.hstack([best_l, cand_l]), rank, k
+                )
+            out_l[qs : qs + len(block)], out_d[qs : qs + len(block)] = best_l, best_d
+        if self.metric in (Metric.L2, Metric.L2SQ):  # the BLAS expansion loses precision
+            self._refine(q, out_l, out_d)
+        return out_l, out_d
+
+    def _refine(self, q: np.ndarray, labels: np.ndarray, dists: np.ndarray) -> None:
+        """Recompute the reported distances of chosen pairs directly (in place)."""
+        hit = labels >= 0
+        qi, ci = np.nonzero(hit)
+        if len(qi):
+            exact = pair_distances(self.metric, q[qi], self.vectors(labels[qi, ci]))
+            dists[qi, ci] = exact
+
+    def _approx(
+        self, q: np.ndarray, k: int, alive: np.ndarray, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        filtered = not alive[self._alive].all() if len(self) else False
+        frac = max(alive.sum() / max(len(self), 1), 1e-6)
+        count = min(len(self), int(np.ceil(k / frac * 1.5)) + k if filtered else k)
+        labs, d, hit = self._hnsw_search(q, count, threads)
+        if filtered:
+            safe = np.where(hit, labs, 0)
+            hit &= alive[safe]
+        d = np.where(hit, d, np.inf).astype(np.float32)
+        labs = np.where(hit, labs, -1)
+        rank = np.append(self._key_rank(), np.iinfo(np.int64).max)
+        out_l, out_d = _select(d, labs, rank, k)
+        short = np.flatnonzero((out_l >= 0).sum(axis=1) < k)
+        if len(short):  # the filter removed too many: finish those queries exactly
+            ex_l, ex_d = self._exact(q[short], k, np.flatnonzero(alive))
+            out_l[short], out_d[short] = ex_l, ex_d
+        return out_l, out_d
+
+    def _hnsw_search(
+        self, q: np.ndarray, count: int, threads: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run a usearch search; return (labels, distances, hit mask), each ``(len(q), count)``."""
+        m = self._hnsw.search(np.atleast_2d(q), count, threads=threads)  # type: ignore[attr-defined]
+        labs = np.asarray(m.keys, dtype=np.int64).reshape(len(q), -1)
+        d = from_usearch(self.metric, np.asarray(m.distances).reshape(len(q), -1))
+        counts = np.asarray(getattr(m, "counts", [len(m)])).reshape(len(q))
+        hit = np.arange(labs.shape[1])[None, :] < counts[:, None]
+        return labs, d, hit
+
+    def range_search(
+        self,
+        queries: pa.Array | pa.ChunkedArray | np.ndarray,
+        threshold: float,
+        *,
+        exact: bool | None = None,
+        threads: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All rows within ``threshold`` of each query: ``(query_row, label, distance)``.
+
+        Sorted by query row, then distance, then key.
+        """
+        threshold = float(threshold)
+        if not np.isfinite(threshold):
+            msg = f"threshold={threshold!r} must be a finite distance"
+            raise InvalidParameterError(msg)
+        q, valid = as_matrix(queries, self.dim)
+        rows = np.flatnonzero(valid)
+        n = len(self)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        use_exact = self.exact if exact is None else exact
+        if n and len(rows):
+            if use_exact or self._hnsw is None:
+                candidates = np.flatnonzero(self._alive)
+                for qs in range(0, len(rows), _QUERY_BLOCK):
+                    qrows = rows[qs : qs + _QUERY_BLOCK]
+                    for rs in range(0, len(candidates), _ROW_BLOCK):
+                        labs = candidates[rs : rs + _ROW_BLOCK]
+                        vecs = self.vectors(labs)
+                        d = distances(self.metric, q[qrows], vecs)
+                        qi, ri = np.nonzero(d <= threshold + _slack(self.metric, threshold))
+                        exact_d = pair_distances(self.metric, q[qrows[qi]], vecs[ri])
+                        keep = exact_d <= threshold
+                        parts.append((qrows[qi[keep]], labs[ri[keep]], exact_d[keep]))
+            else:
+                parts.append(self._approx_range(q, rows, threshold, threads))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy(), np.zeros(0, dtype=np.float32)
+        qr = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        lab = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        dist = np.concatenate([p[2] for p in parts]).astype(np.float32)
+        order = np.lexsort((self._key_rank()[lab], dist, qr))
+        return qr[order], lab[order], dist[order]
+
+    def _approx_range(
+        self, q: np.ndarray, rows: np.ndarray, threshold: float, threads: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(self)
+        count = min(n, 32)
+        pending = rows
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        while len(pending):
+            labs, d, hit = self._hnsw_search(q[pending], count, threads)
+            within = hit & (d <= threshold)
+            full = within.sum(axis=1) == count
+            done = ~full if count < n else np.ones(len(pending), dtype=bool)
+            qi, ci = np.nonzero(within & done[:, None])
+            out.append((pending[qi], labs[qi, ci], d[qi, ci]))
+            pending = pending[~done]
+            count = min(n, count * 4)
+        return (
+            np.concatenate([o[0] for o in out]),
+            np.concatenate([o[1] for o in out]),
+            np.concatenate([o[2] for o in out]),
+        )
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index to ``path`` atomically (temporary file, then rename)."""
+        path = Path(path)
+        keys = self._keys if self._keys is not None else pa.array([], pa.int64())
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, pa.schema([("key", keys.type)])) as writer:
+            writer.write_batch(pa.record_batch([keys], names=["key"]))
+        body = {
+            "keys": sink.getvalue(),
+            "alive": np.packbits(self._alive).tobytes(),
+            "vectors": (
+                bytes(self._hnsw.save())  # type: ignore[attr-defined]
+                if self._hnsw is not None
+                else self._matrix.tobytes()
+            ),
+        }
+        header = {
+            "format": _FORMAT,
+            "model": self.model,
+            "model_key": self.model_key,
+            "metric": self.metric.value,
+            "dim": self.dim,
+            "dtype": self.dtype,
+            "exact": self.exact,
+            "count": len(self),
+            "labels": len(self._alive),
+            "params": self._params,
+            "sections": [
+                {"name": n, "length": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                for n, b in body.items()
+            ],
+        }
+        head = json.dumps(header).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_MAGIC + struct.pack("<Q", len(head)) + head)
+                for b in body.values():
+                    fh.write(b)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> VectorIndex:
+        """Read an index saved with :meth:`save` into memory (verified)."""
+        return cls._open(Path(path), view=False)
+
+    @classmethod
+    def view(cls, path: str | os.PathLike[str]) -> VectorIndex:
+        """Memory-map an index saved with :meth:`save` (verified; read-only)."""
+        return cls._open(Path(path), view=True)
+
+    @classmethod
+    def _open(cls, path: Path, *, view: bool) -> VectorIndex:
+        try:
+            fh = path.open("rb")
+        except OSError as exc:
+            msg = f"cannot open index file {path}: {exc}"
+            raise IndexFileError(msg) from exc
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < len(_MAGIC) + 8:
+                msg = f"{path} is not an embed_sql index (too short: {size} bytes)"
+                raise IndexFileError(msg)
+            buf: mmap.mmap | bytes = (
+                mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if view else fh.read()
+            )
+        mv = memoryview(buf)
+        if bytes(mv[: len(_MAGIC)]) != _MAGIC:
+            msg = f"{path} is not an embed_sql index file (bad magic bytes)"
+            raise IndexFileError(msg)
+        (head_len,) = struct.unpack("<Q", mv[len(_MAGIC) : len(_MAGIC) + 8])
+        start = len(_MAGIC) + 8
+        try:
+            header = json.loads(bytes(mv[start : start + head_len]))
+            sections = {s["name"]: s for s in header["sections"]}
+            if header.get("format") != _FORMAT:
+                msg = f"{path}: index format {header.get('format')!r}, expected {_FORMAT}"
+                raise IndexFileError(msg)
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"{path}: the index header is corrupt ({exc})"
+            raise IndexFileError(msg) from exc
+        offset = start + head_len
+        parts: dict[str, memoryview] = {}
+        for name in ("keys", "alive", "vectors"):
+            length = int(sections[name]["length"])
+            part = mv[offset : offset + length]
+            if len(part) != length:
+                msg = f"{path} is truncated: section {name!r} needs {length} bytes"
+                raise IndexFileError(msg)
+            if hashlib.sha256(part).hexdigest() != sections[name]["sha256"]:
+                msg = f"{path} is corrupt: checksum mismatch in section {name!r}"
+                raise IndexFileError(msg)
+            parts[name] = part
+            offset += length
+        index = cls(
+            int(header["dim"]),
+            metric=header["metric"],
+            dtype=header["dtype"],
+            exact=bool(header["exact"]),
+            model=header.get("model"),
+            model_key=header.get("model_key"),
+            **{k: v for k, v in header.get("params", {}).items() if v is not None},
+        )
+        n_labels = int(header["labels"])
+        keys = pa.ipc.open_stream(pa.py_buffer(parts["keys"])).read_all().column("key")
+        index._keys = keys.combine_chunks()
+        alive = np.unpackbits(np.frombuffer(parts["alive"], dtype=np.uint8))[:n_labels]
+        index._alive = alive.astype(bool)
+        if index.exact:
+            mat = np.frombuffer(parts["vectors"], dtype=np.float32).reshape(-1, index.dim)
+            index._matrix = mat if view else mat.copy()
+        elif view:
+            from usearch.index import Index
+
+            index._hnsw = Index.restore(parts["vectors"], view=True)
+        else:
+            index._hnsw.load(bytes(parts["vectors"]))  # type: ignore[union-attr]
+        if isinstance(buf, mmap.mmap):
+            index._mmap = buf  # keeps the mapping alive as long as the index
+        return index
+
+
+def _slack(metric: Metric, threshold: float) -> float:
+    """Margin for BLAS rounding when pre-filtering a range by the matrix-product distances."""
+    if metric is Metric.L2:
+        return 1e-2 + 1e-3 * abs(threshold)
+    return 1e-4 + 1e-4 * abs(threshold)
+
+
+def _mask(allowed: np.ndarray, n: int) -> np.ndarray:
+    mask = np.asarray(allowed, dtype=bool)
+    if mask.shape != (n,):
+        msg = f"allowed mask has shape {mask.shape}; expected one flag per row label ({n},)"
+        raise DimensionMismatchError(msg)
+    return mask
+
+
+def _select(
+    d: np.ndarray, labels: np.ndarray, rank: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` smallest distances ordered by (distance, key rank); -1 pads."""
+    b, m = d.shape
+    lab2 = np.broadcast_to(labels, (b, m)) if labels.ndim == 1 else labels
+    kk = min(k, m)
+    if kk < m:
+        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+        kth = np.take_along_axis(d, part, 1).max(axis=1)
+        ties = np.flatnonzero(((d <= kth[:, None]).sum(axis=1) > kk) & np.isfinite(kth))
+    else:
+        part = np.broadcast_to(np.arange(m), (b, m))
+        ties = np.zeros(0, dtype=np.int64)
+    sel_d = np.take_along_axis(d, part, 1).astype(np.float32)
+    sel_l = np.take_along_axis(lab2, part, 1).copy()
+    for i in ties:  # equal distances straddle the cut: decide by key over the whole row
+        order = np.lexsort((rank[lab2[i]], d[i]))[:kk]
+        sel_d[i], sel_l[i] = d[i, order], lab2[i, order]
+    order = np.lexsort((rank[sel_l], sel_d), axis=1)
+    sel_d = np.take_along_axis(sel_d, order, 1)
+    sel_l = np.take_along_axis(sel_l, order, 1)
+    sel_l[~np.isfinite(sel_d)] = -1
+    if kk < k:
+        pad = k - kk
+        sel_d = np.hstack([sel_d, np.full((b, pad), np.inf, dtype=np.float32)])
+        sel_l = np.hstack([sel_l, np.full((b, pad), -1, dtype=np.int64)])
+    return sel_l, sel_d

@@ -1,0 +1,340 @@
+"""Vector joins over Arrow tables: k-NN, range (threshold) and self-joins.
+
+Arrow in, Arrow out. Result rows carry the user's own key columns, never row positions:
+``knn_join`` gives ``(left_key, right_key, distance, rank)``, ``range_join`` gives
+``(left_key, right_key, distance)``. NULL vectors are skipped; ``k`` larger than the right
+side returns every right row; empty inputs return no rows; ties are broken by key. The left
+side is processed in batches, so memory is bounded by the index plus one batch of results.
+
+>>> import pyarrow as pa, numpy as np
+>>> from embed_sql.vectors import from_numpy, knn_join
+>>> docs = pa.table({"id": [1, 2, 3], "v": from_numpy(np.eye(3))})
+>>> knn_join(docs, docs, k=1).column("right_id").to_pylist()
+[1, 2, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.vectors.index import VectorIndex, as_matrix
+from embed_sql.vectors.metrics import Metric
+
+__all__ = ["knn_join", "range_join", "recall", "self_knn_join", "self_range_join"]
+
+_BATCH = 4096
+_MODEL_KEY = b"embed_sql.model_key"
+
+
+def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
+    if name not in table.column_names:
+        msg = f"{what} column {name!r} is not in the table; columns are {table.column_names}"
+        raise InputTypeError(msg)
+    return table.column(name)
+
+
+def _model_key(table: pa.Table, column: str) -> str | None:
+    _column(table, column, "vector")
+    meta = table.schema.field(column).metadata or {}
+    value = meta.get(_MODEL_KEY)
+    return value.decode() if value else None
+
+
+def _check_models(left: str | None, right: str | None) -> None:
+    if left and right and left != right:
+        msg = (
+            f"the two vector columns come from different models (model keys {left[:12]}… "
+            f"and {right[:12]}…); their distances mean nothing. Embed both with one model."
+        )
+        raise DimensionMismatchError(msg)
+
+
+def index_for(
+    table: pa.Table | VectorIndex,
+    *,
+    on: str = "v",
+    key: str = "id",
+    metric: str | Metric = "cos",
+    exact: bool = False,
+    threads: int = 0,
+) -> VectorIndex:
+    """Return ``table`` itself if it is an index, else an index built over it."""
+    if isinstance(table, VectorIndex):
+        return table
+    vectors = _column(table, on, "vector")
+    keys = _column(table, key, "key")
+    return VectorIndex.build(
+        vectors,
+        keys,
+        metric=metric,
+        exact=exact,
+        threads=threads,
+        model_key=_model_key(table, on),
+    )
+
+
+def _batches(table: pa.Table, on: str, key: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+    vectors, keys = _column(table, on, "vector"), _column(table, key, "key")
+    for start in range(0, table.num_rows, _BATCH):
+        yield (
+            vectors.slice(start, _BATCH).combine_chunks(),
+            keys.slice(start, _BATCH).combine_chunks(),
+        )
+
+
+def _names(left_key: str, right_key: str) -> tuple[str, str]:
+    return f"left_{left_key}", f"right_{right_key}"
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        msg = f"k={k!r} must be a positive integer"
+        raise InvalidParameterError(msg)
+    return int(k)
+
+
+def knn_join(
+    left: pa.Table,
+    right: pa.Table | VectorIndex,
+    k: int,
+    *,
+    left_on: str = "v",
+    right_on: str = "v",
+    left_key: str = "id",
+    right_key: str = "id",
+    metric: str | Metric = "cos",
+    exact: bool = False,
+    where: np.ndarray | pa.Array | None = None,
+    threads: int = 0,
+) -> pa.Table:
+    """For each left row, its ``k`` nearest right rows.
+
+    Parameters
+    ----------
+    left, right
+        Tables with a vector column and a key column; ``right`` may be a ready
+        :class:`VectorIndex` (its metric then applies).
+    k
+        Neighbours per left row (fewer when the right side has fewer rows).
+    where
+        Boolean mask over the right rows: a filter applied before the top-k.
+    exact
+        Brute force instead of HNSW when building the right index here.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``left_<key>``, ``right_<key>``, ``distance`` (float32), ``rank`` (1-based), ordered
+        by left row, then rank.
+    """
+    k = _check_k(k)
+    index = index_for(
+        right, on=right_on, key=right_key, metric=metric, exact=exact, threads=threads
+    )
+    if not isinstance(right, VectorIndex) or right.model_key:
+        _check_models(_model_key(left, left_on), index.model_key)
+    allowed = None
+    if where is not None:
+        allowed = np.asarray(where, dtype=bool)
+    lname, rname = _names(left_key, right_key)
+    out: list[pa.RecordBatch] = []
+    for vectors, keys in _batches(left, left_on, left_key):
+        res = index.search(vectors, k, allowed=allowed, threads=threads)
+        hit = res.labels >= 0
+        rows, cols = np.nonzero(hit)
+        out.append(
+            pa.record_batch(
+                [
+                    keys.take(pa.array(rows)),
+                    index.key_of(res.labels[rows, cols]),
+                    pa.array(res.distances[rows, cols], pa.float32()),
+                    pa.array(cols + 1, pa.int32()),
+                ],
+                names=[lname, rname, "distance", "rank"],
+            )
+        )
+    return _table(out, [lname, rname, "distance", "rank"], left, left_key, index)
+
+
+def _table(
+    batches: list[pa.RecordBatch],
+    names: list[str],
+    left: pa.Table,
+    left_key: str,
+    index: VectorIndex,
+) -> pa.Table:
+    if batches:
+        return pa.Table.from_batches(batches)
+    types = [
+        _column(left, left_key, "key").type,
+        index.keys().type,
+        pa.float32(),
+        pa.int32(),
+    ]
+    return pa.table({n: pa.array([], t) for n, t in zip(names, types, strict=False)})
+
+
+def self_knn_join(
+    table: pa.Table,
+    k: int,
+    *,
+    on: str = "v",
+    key: str = "id",
+    metric: str | Metric = "cos",
+    exact: bool = False,
+    threads: int = 0,
+) -> pa.Table:
+    """Each row's ``k`` nearest *other* rows (a row never matches itself)."""
+    k = _check_k(k)
+    index = index_for(table, on=on, key=key, metric=metric, exact=exact, threads=threads)
+    lname, rname = _names(key, key)
+    out: list[pa.RecordBatch] = []
+    label = 0
+    for vectors, keys in _batches(table, on, key):
+        valid = np.asarray(vectors.is_valid(), dtype=bool)
+        own = np.full(len(vectors), -1, dtype=np.int64)
+        own[valid] = np.arange(label, label + valid.sum())  # labels follow insertion order
+        label += int(valid.sum())
+        res = index.search(vectors, k + 1, threads=threads)
+        hit = (res.labels >= 0) & (res.labels != own[:, None])
+        ranks = np.cumsum(hit, axis=1)
+        hit &= ranks <= k
+        rows, cols = np.nonzero(hit)
+        out.append(
+            pa.record_batch(
+                [
+                    keys.take(pa.array(rows)),
+                    index.key_of(res.labels[rows, cols]),
+                    pa.array(res.distances[rows, cols], pa.float32()),
+                    pa.array(ranks[rows, cols], pa.int32()),
+                ],
+                names=[lname, rname, "distance", "rank"],
+            )
+        )
+    return _table(out, [lname, rname, "distance", "rank"], table, key, index)
+
+
+def range_join(
+    left: pa.Table,
+    right: pa.Table | VectorIndex,
+    threshold: float,
+    *,
+    left_on: str = "v",
+    right_on: str = "v",
+    left_key: str = "id",
+    right_key: str = "id",
+    metric: str | Metric = "cos",
+    exact: bool = False,
+    threads: int = 0,
+) -> pa.Table:
+    """Every (left, right) pair within ``threshold`` distance.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``left_<key>``, ``right_<key>``, ``distance``, ordered by left row, distance, key.
+    """
+    index = index_for(
+        right, on=right_on, key=right_key, metric=metric, exact=exact, threads=threads
+    )
+    _check_models(_model_key(left, left_on), index.model_key)
+    lname, rname = _names(left_key, right_key)
+    out: list[pa.RecordBatch] = []
+    for vectors, keys in _batches(left, left_on, left_key):
+        qrows, labels, dist = index.range_search(vectors, threshold, threads=threads)
+        out.append(
+            pa.record_batch(
+                [keys.take(pa.array(qrows)), index.key_of(labels), pa.array(dist, pa.float32())],
+                names=[lname, rname, "distance"],
+            )
+        )
+    return _table(out, [lname, rname, "distance"], left, left_key, index)
+
+
+def self_range_join(
+    table: pa.Table,
+    threshold: float,
+    *,
+    on: str = "v",
+    key: str = "id",
+    metric: str | Metric = "cos",
+    exact: bool = False,
+    threads: int = 0,
+) -> tuple[pa.Table, VectorIndex, np.ndarray, np.ndarray]:
+    """Every unordered pair of distinct rows within ``threshold``, each pair once.
+
+    Returns the pair table (``left_<key>``, ``right_<key>``, ``distance``, the left row
+    first in insertion order), the index, and the pairs as row-label arrays (for dedup and
+    clustering).
+    """
+    index = index_for(table, on=on, key=key, metric=metric, exact=exact, threads=threads)
+    lname, rname = _names(key, key)
+    firsts, seconds, dists = [], [], []
+    label = 0
+    for vectors, _ in _batches(table, on, key):
+        valid = np.asarray(vectors.is_valid(), dtype=bool)
+        own = np.full(len(vectors), -1, dtype=np.int64)
+        own[valid] = np.arange(label, label + valid.sum())
+        label += int(valid.sum())
+        qrows, labels, dist = index.range_search(vectors, threshold, threads=threads)
+        a = own[qrows]
+        keep = labels > a  # each unordered pair once, never a row with itself
+        firsts.append(a[keep])
+        seconds.append(labels[keep])
+        dists.append(dist[keep])
+    a = np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(seconds) if seconds else np.zeros(0, dtype=np.int64)
+    d = np.concatenate(dists) if dists else np.zeros(0, dtype=np.float32)
+    pairs = pa.table(
+        {lname: index.key_of(a), rname: index.key_of(b), "distance": pa.array(d, pa.float32())}
+    )
+    return pairs, index, a, b
+
+
+def recall(
+    index: VectorIndex,
+    queries: pa.Array | np.ndarray | None = None,
+    *,
+    k: int = 10,
+    sample: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Recall@k of the index's approximate search against exact search on a sample.
+
+    Parameters
+    ----------
+    queries
+        Query vectors; default a random sample of the indexed vectors themselves.
+    sample
+        How many queries to use at most.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from embed_sql.vectors import VectorIndex, recall
+    >>> x = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    >>> recall(VectorIndex.build(x, range(500)), k=5) > 0.9
+    True
+    """
+    k = _check_k(k)
+    rng = np.random.default_rng(seed)
+    if queries is None:
+        live = index.labels()
+        pick = rng.choice(live, size=min(sample, len(live)), replace=False)
+        q = index.vectors(np.sort(pick))
+    else:
+        q, valid = as_matrix(queries, index.dim)
+        q = q[valid]
+        if len(q) > sample:
+            q = q[np.sort(rng.choice(len(q), size=sample, replace=False))]
+    if not len(q) or not len(index):
+        msg = "recall needs at least one query and one indexed vector"
+        raise InvalidParameterError(msg)
+    approx = index.search(q, k, exact=False).labels
+    truth = index.search(q, k, exact=True).labels
+    found = sum(len(set(a[a >= 0]) & set(t[t >= 0])) for a, t in zip(approx, truth, strict=True))
+    return found / max(int((truth >= 0).sum()), 1)
