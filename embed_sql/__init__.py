@@ -10,7 +10,7 @@ This module imports no host library (DuckDB, Polars, Ray); those load on first u
 
 from __future__ import annotations
 
-from embed_sql import models
+from embed_sql import models, vectors
 from embed_sql.exceptions import (
     DimensionMismatchError,
     EmbedSQLError,
@@ -29,10 +29,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> object:
     # host adapters load on first use, so importing embed_sql never imports a host library
-    if name == "register":
-        from embed_sql.udfs.duckdb import register
+    if name in ("register", "create_index", "load_index", "drop_index"):
+        from embed_sql.udfs import duckdb as _duckdb_udfs
 
-        return register
+        return getattr(_duckdb_udfs, name)
     if name == "EmbeddingCache":
         from embed_sql.models.cache import EmbeddingCache
 
@@ -59,4 +59,5 @@ __all__ = [
     "models",
     "register",
     "resolve",
+    "vectors",
 ]

@@ -18,21 +18,30 @@ import contextlib
 import os
 import re
 import sys
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from embed_sql.exceptions import InvalidParameterError, MissingDependencyError
+from embed_sql.exceptions import (
+    DimensionMismatchError,
+    InvalidParameterError,
+    MissingDependencyError,
+)
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import TextEncoder, shared_encoder
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
+from embed_sql.udfs.duckdb_sql import MACROS, keys_table, quote_ident
+from embed_sql.vectors.index import VectorIndex
 
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["Registration", "register"]
+__all__ = ["Registration", "create_index", "drop_index", "load_index", "register"]
 
 ModelRef = str | ModelSpec | os.PathLike[str]
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -160,8 +169,354 @@ def register(
     store = cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
     for name, encoder in encoders.items():
         _create(con, name, encoder, store)
+    _register_operators(con)
+    _REGISTERED[con] = encoders["embed"]
     if progress is None:
         progress = sys.stderr.isatty()
     if progress:
         con.execute("SET enable_progress_bar = true").fetchall()
     return Registration(encoders, store)
+
+
+# -- the vector operator: named indexes, k-NN and range joins, search, dedup, clustering ------
+
+_STATES: weakref.WeakKeyDictionary[object, dict[str, VectorIndex]] = weakref.WeakKeyDictionary()
+_KNN_TYPE = pa.list_(
+    pa.struct([("rank", pa.int32()), ("label", pa.int64()), ("distance", pa.float32())])
+)
+_RANGE_TYPE = pa.list_(pa.struct([("label", pa.int64()), ("distance", pa.float32())]))
+_DEDUP_TYPE = pa.list_(pa.struct([("pos", pa.int64()), ("grp", pa.int64()), ("keep", pa.bool_())]))
+_CLUSTER_TYPE = pa.list_(pa.struct([("pos", pa.int64()), ("cluster", pa.int64())]))
+
+
+def _indexes(con: object) -> dict[str, VectorIndex]:
+    return _STATES.setdefault(con, {})
+
+
+def _index(indexes: dict[str, VectorIndex], name: str) -> VectorIndex:
+    found = indexes.get(name)
+    if found is None:
+        known = ", ".join(sorted(indexes)) or "none yet"
+        msg = (
+            f"no vector index named {name!r} on this connection (known: {known}); "
+            "create one with embed_sql.create_index(con, name, table, column=..., key=...)"
+        )
+        raise InvalidParameterError(msg)
+    return found
+
+
+def _constant(values: pa.ChunkedArray | pa.Array, what: str) -> object:
+    distinct = pc.unique(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+    if len(distinct) != 1:
+        msg = f"{what} must be the same for every row of a call, got {distinct.to_pylist()[:5]}"
+        raise InvalidParameterError(msg)
+    return distinct[0].as_py()
+
+
+def _matrix(vectors: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
+    lengths = np.asarray(pc.list_value_length(arr))
+    if len(lengths) and (lengths != dim).any():
+        bad = int(lengths[lengths != dim][0])
+        msg = f"query vector has {bad} dimensions but the index has {dim}; use the same model"
+        raise DimensionMismatchError(msg)
+    flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False)
+    return flat.astype(np.float32, copy=False).reshape(len(arr), dim)
+
+
+def _lists(counts: np.ndarray, children: pa.StructArray, list_type: pa.DataType) -> pa.Array:
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), children).cast(list_type)
+
+
+def _make_knn(indexes: dict[str, VectorIndex]) -> object:
+    def knn(vectors: pa.ChunkedArray, names: pa.ChunkedArray, ks: pa.ChunkedArray) -> pa.Array:
+        index = _index(indexes, str(_constant(names, "the index name")))
+        k = int(_constant(ks, "k"))  # type: ignore[arg-type]
+        res = index.search(_matrix(vectors, index.dim), k)
+        rows, cols = np.nonzero(res.labels >= 0)
+        children = pa.StructArray.from_arrays(
+            [
+                pa.array(cols + 1, pa.int32()),
+                pa.array(res.labels[rows, cols], pa.int64()),
+                pa.array(res.distances[rows, cols], pa.float32()),
+            ],
+            names=["rank", "label", "distance"],
+        )
+        return _lists(res.counts, children, _KNN_TYPE)
+
+    return knn
+
+
+def _make_range(indexes: dict[str, VectorIndex]) -> object:
+    def within(vectors: pa.ChunkedArray, names: pa.ChunkedArray, ts: pa.ChunkedArray) -> pa.Array:
+        index = _index(indexes, str(_constant(names, "the index name")))
+        threshold = float(_constant(ts, "threshold"))  # type: ignore[arg-type]
+        qrows, labels, dist = index.range_search(_matrix(vectors, index.dim), threshold)
+        counts = np.bincount(qrows, minlength=len(vectors))
+        children = pa.StructArray.from_arrays(
+            [pa.array(labels, pa.int64()), pa.array(dist, pa.float32())],
+            names=["label", "distance"],
+        )
+        return _lists(counts, children, _RANGE_TYPE)
+
+    return within
+
+
+def _make_query_vector(indexes: dict[str, VectorIndex]) -> object:
+    def query_vector(names: pa.ChunkedArray, texts: pa.ChunkedArray) -> pa.Array:
+        index = _index(indexes, str(_constant(names, "the index name")))
+        if not index.model:
+            msg = (
+                f"index {str(_constant(names, 'the index name'))!r} was built without a model, "
+                "so it cannot embed a text query; pass model= to create_index"
+            )
+            raise InvalidParameterError(msg)
+        out = shared_encoder(index.model).encode(texts)
+        out = out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+        return out.cast(pa.list_(pa.float32()))
+
+    return query_vector
+
+
+def _read_table(con: duckdb.DuckDBPyConnection, table: str, column: str, key: str) -> pa.Table:
+    sql = (
+        f"SELECT {quote_ident(key)} AS id, {quote_ident(column)}::FLOAT[] AS v "
+        f"FROM {quote_ident(table)} ORDER BY 1"
+    )
+    cursor = con.cursor()  # a UDF must not query its own connection
+    try:
+        data = cursor.sql(sql).to_arrow_table()
+    finally:
+        cursor.close()
+    vectors = data.column("v").combine_chunks()
+    lengths = pc.unique(pc.list_value_length(vectors).drop_null())
+    if len(lengths) > 1:
+        msg = f"column {column!r} of {table!r} mixes vector lengths {lengths.to_pylist()}"
+        raise DimensionMismatchError(msg)
+    dim = lengths[0].as_py() if len(lengths) else 1
+    fixed = vectors.cast(pa.list_(pa.float32(), dim))
+    return pa.table({"id": data.column("id"), "v": fixed})
+
+
+def _make_dedup(con: duckdb.DuckDBPyConnection) -> object:
+    from embed_sql.vectors.cluster import dedup
+
+    def run(
+        tables: pa.ChunkedArray,
+        columns: pa.ChunkedArray,
+        keys: pa.ChunkedArray,
+        thresholds: pa.ChunkedArray,
+        metrics: pa.ChunkedArray,
+    ) -> pa.Array:
+        table = _read_table(
+            con,
+            str(_constant(tables, "the table")),
+            str(_constant(columns, "vec")),
+            str(_constant(keys, "key")),
+        )
+        flags = dedup(
+            table,
+            float(_constant(thresholds, "threshold")),  # type: ignore[arg-type]
+            metric=str(_constant(metrics, "metric")),
+        )
+        n = table.num_rows
+        children = pa.StructArray.from_arrays(
+            [
+                pa.array(np.arange(n), pa.int64()),
+                flags.column("group").combine_chunks(),
+                flags.column("keep").combine_chunks(),
+            ],
+            names=["pos", "grp", "keep"],
+        )
+        return _repeat_for(tables, _lists(np.array([n]), children, _DEDUP_TYPE))
+
+    return run
+
+
+def _make_cluster(con: duckdb.DuckDBPyConnection) -> object:
+    from embed_sql.vectors.cluster import cluster
+
+    def run(
+        tables: pa.ChunkedArray,
+        columns: pa.ChunkedArray,
+        keys: pa.ChunkedArray,
+        ks: pa.ChunkedArray,
+        thresholds: pa.ChunkedArray,
+        metrics: pa.ChunkedArray,
+        seeds: pa.ChunkedArray,
+    ) -> pa.Array:
+        table = _read_table(
+            con,
+            str(_constant(tables, "the table")),
+            str(_constant(columns, "vec")),
+            str(_constant(keys, "key")),
+        )
+        k, threshold = _constant(ks, "k"), _constant(thresholds, "threshold")
+        res = cluster(
+            table,
+            k=k,
+            threshold=threshold,  # type: ignore[arg-type]
+            metric=str(_constant(metrics, "metric")),
+            seed=int(_constant(seeds, "seed")),
+        )  # type: ignore[arg-type]
+        n = table.num_rows
+        children = pa.StructArray.from_arrays(
+            [pa.array(np.arange(n), pa.int64()), res.table.column("cluster").combine_chunks()],
+            names=["pos", "cluster"],
+        )
+        return _repeat_for(tables, _lists(np.array([n]), children, _CLUSTER_TYPE))
+
+    return run
+
+
+def _repeat_for(template: pa.ChunkedArray, one: pa.Array) -> pa.Array:
+    """One result per input row (DuckDB calls with as many rows as it has)."""
+    return one.take(pa.array(np.zeros(len(template), dtype=np.int64)))
+
+
+def _register_operators(con: duckdb.DuckDBPyConnection) -> None:
+    duckdb = _duckdb()
+    from duckdb.sqltypes import BIGINT, DOUBLE, FLOAT, INTEGER, VARCHAR
+
+    indexes = _indexes(con)
+    vec = duckdb.list_type(FLOAT)  # type: ignore[attr-defined]
+
+    def struct_list(fields: dict[str, object]) -> object:
+        return duckdb.list_type(duckdb.struct_type(fields))  # type: ignore[attr-defined]
+
+    knn_t = struct_list({"rank": INTEGER, "label": BIGINT, "distance": FLOAT})
+    range_t = struct_list({"label": BIGINT, "distance": FLOAT})
+    dedup_t = struct_list({"pos": BIGINT, "grp": BIGINT, "keep": duckdb.sqltypes.BOOLEAN})  # type: ignore[attr-defined]
+    cluster_t = struct_list({"pos": BIGINT, "cluster": BIGINT})
+    functions = {
+        "embed_sql_knn": (_make_knn(indexes), [vec, VARCHAR, INTEGER], knn_t),
+        "embed_sql_range": (_make_range(indexes), [vec, VARCHAR, DOUBLE], range_t),
+        "embed_sql_query_vector": (_make_query_vector(indexes), [VARCHAR, VARCHAR], vec),
+        "embed_sql_dedup": (
+            _make_dedup(con),
+            [VARCHAR, VARCHAR, VARCHAR, DOUBLE, VARCHAR],
+            dedup_t,
+        ),
+        "embed_sql_cluster": (
+            _make_cluster(con),
+            [VARCHAR, VARCHAR, VARCHAR, INTEGER, DOUBLE, VARCHAR, INTEGER],
+            cluster_t,
+        ),
+    }
+    for name, (fn, params, ret) in functions.items():
+        with contextlib.suppress(duckdb.InvalidInputException):  # type: ignore[attr-defined]
+            con.remove_function(name)
+        special = name in ("embed_sql_cluster",)  # k or threshold may be NULL
+        con.create_function(
+            name,
+            fn,
+            params,
+            ret,
+            type="arrow",  # type: ignore[arg-type]
+            null_handling="special" if special else "default",
+            side_effects=name in ("embed_sql_dedup", "embed_sql_cluster"),
+        )
+    for macro in MACROS:
+        con.execute(macro).fetchall()
+
+
+def create_index(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table: str,
+    *,
+    column: str = "v",
+    key: str = "id",
+    metric: str = "cos",
+    exact: bool = False,
+    dtype: str = "f32",
+    model: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    **hnsw: int,
+) -> VectorIndex:
+    """Build a named vector index over ``table`` for the SQL operators.
+
+    Parameters
+    ----------
+    name
+        How SQL refers to it: ``knn(v, 'name', k)``, ``FROM knn_join('queries', 'name')``.
+    table, column, key
+        The table, its vector column (``FLOAT[d]``) and its key column (integer or string).
+    model
+        The model that made the vectors (default: the connection's ``embed`` model), so
+        ``semantic_search`` can embed text queries the same way.
+    path
+        Also save the index there (atomically), to reopen with :func:`load_index`.
+
+    Examples
+    --------
+    >>> embed_sql.create_index(con, "docs", "news", column="v", key="id")   # doctest: +SKIP
+    >>> con.sql("FROM semantic_search('docs', 'food', k := 3)")             # doctest: +SKIP
+    """
+    _check_connection(con)
+    _ensure_registered(con)
+    data = _read_table(con, table, column, key)
+    default = _REGISTERED.get(con)
+    index = VectorIndex.build(
+        data.column("v"),
+        data.column("id"),
+        metric=metric,
+        exact=exact,
+        dtype=dtype,
+        model=model or (default.name if default else None),
+        model_key=shared_encoder(model).key if model else (default.key if default else None),
+        **hnsw,
+    )
+    if path is not None:
+        index.save(path)
+    _attach(con, name, index)
+    return index
+
+
+def load_index(
+    con: duckdb.DuckDBPyConnection, name: str, path: str | os.PathLike[str], *, mmap: bool = True
+) -> VectorIndex:
+    """Open an index saved by :func:`create_index` (memory-mapped by default) under ``name``."""
+    _check_connection(con)
+    _ensure_registered(con)
+    index = VectorIndex.view(path) if mmap else VectorIndex.load(path)
+    _attach(con, name, index)
+    return index
+
+
+def drop_index(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Forget a named index and its key table."""
+    _indexes(con).pop(name, None)
+    con.execute(f"DROP TABLE IF EXISTS temp.{quote_ident(keys_table(name))}").fetchall()
+
+
+def _attach(con: duckdb.DuckDBPyConnection, name: str, index: VectorIndex) -> None:
+    if not isinstance(name, str) or not name:
+        msg = f"index name {name!r} must be a non-empty string"
+        raise InvalidParameterError(msg)
+    labels = np.arange(_label_count(index), dtype=np.int64)
+    keys = pa.table({"label": labels, "key": index.key_of(labels)})
+    view = f"__embed_sql_keys_{abs(hash(name))}"
+    con.register(view, keys)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {quote_ident(keys_table(name))} AS "
+            f"SELECT * FROM {quote_ident(view)}"
+        ).fetchall()
+    finally:
+        con.unregister(view)
+    _indexes(con)[name] = index
+
+
+def _label_count(index: VectorIndex) -> int:
+    labels = index.labels()
+    return int(labels[-1]) + 1 if len(labels) else 0
+
+
+_REGISTERED: weakref.WeakKeyDictionary[object, TextEncoder] = weakref.WeakKeyDictionary()
+
+
+def _ensure_registered(con: duckdb.DuckDBPyConnection) -> None:
+    if con not in _STATES:
+        _register_operators(con)

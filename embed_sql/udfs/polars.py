@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     msg = "the Polars expressions need polars; install the extra: pip install 'embed-sql[polars]'"
     raise MissingDependencyError(msg) from exc
 
-__all__ = ["EmbedExpr", "vector_dtype", "vectors_to_numpy"]
+__all__ = ["EmbedExpr", "EmbedFrame", "EmbedLazyFrame", "vector_dtype", "vectors_to_numpy"]
 
 ModelRef = str | ModelSpec | os.PathLike[str]
 
@@ -101,3 +101,382 @@ class EmbedExpr:
             return pl.Series(s.name, out, dtype=dtype)
 
         return self._expr.map_batches(embed_batch, return_dtype=dtype, is_elementwise=True)
+
+
+def _arrow(df: pl.DataFrame, columns: list[str]) -> pa.Table:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        msg = f"column(s) {missing} not in the frame; its columns are {df.columns}"
+        raise InputTypeError(msg)
+    return df.select(columns).to_arrow()
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+class _Ops:
+    """The vector operators, on an eager DataFrame; LazyFrame defers to them."""
+
+    @staticmethod
+    def knn_join(
+        df: pl.DataFrame,
+        other: pl.DataFrame,
+        *,
+        left_on: str,
+        right_on: str,
+        left_key: str,
+        right_key: str,
+        k: int,
+        metric: str,
+        exact: bool,
+    ) -> pl.DataFrame:
+        from embed_sql.vectors.join import knn_join
+
+        left = _arrow(df, [left_key, left_on])
+        right = _arrow(other, [right_key, right_on])
+        return _frame(
+            knn_join(
+                left,
+                right,
+                k,
+                left_on=left_on,
+                right_on=right_on,
+                left_key=left_key,
+                right_key=right_key,
+                metric=metric,
+                exact=exact,
+            )
+        )
+
+    @staticmethod
+    def range_join(
+        df: pl.DataFrame,
+        other: pl.DataFrame,
+        *,
+        left_on: str,
+        right_on: str,
+        left_key: str,
+        right_key: str,
+        threshold: float,
+        metric: str,
+        exact: bool,
+    ) -> pl.DataFrame:
+        from embed_sql.vectors.join import range_join
+
+        left = _arrow(df, [left_key, left_on])
+        right = _arrow(other, [right_key, right_on])
+        return _frame(
+            range_join(
+                left,
+                right,
+                threshold,
+                left_on=left_on,
+                right_on=right_on,
+                left_key=left_key,
+                right_key=right_key,
+                metric=metric,
+                exact=exact,
+            )
+        )
+
+    @staticmethod
+    def dedup(
+        df: pl.DataFrame, *, on: str, key: str, threshold: float, metric: str
+    ) -> pl.DataFrame:
+        from embed_sql.vectors.cluster import dedup
+
+        flags = _frame(dedup(_arrow(df, [key, on]), threshold, on=on, key=key, metric=metric))
+        return df.with_columns(flags.drop(key))
+
+    @staticmethod
+    def cluster(
+        df: pl.DataFrame,
+        *,
+        on: str,
+        key: str,
+        k: int | None,
+        threshold: float | None,
+        metric: str,
+        seed: int,
+    ) -> pl.DataFrame:
+        from embed_sql.vectors.cluster import cluster
+
+        res = cluster(
+            _arrow(df, [key, on]),
+            k=k,
+            threshold=threshold,
+            on=on,
+            key=key,
+            metric=metric,
+            seed=seed,
+        )
+        return df.with_columns(cluster=pl.from_arrow(res.table.column("cluster")))
+
+    @staticmethod
+    def search(
+        df: pl.DataFrame,
+        query: str,
+        *,
+        on: str,
+        k: int,
+        model: ModelRef | None,
+        metric: str,
+    ) -> pl.DataFrame:
+        from embed_sql.vectors.index import VectorIndex
+
+        if not isinstance(query, str):
+            msg = f"search() takes the query as a str, got {type(query).__name__}"
+            raise InputTypeError(msg)
+        encoder = shared_encoder(model)
+        if on not in df.columns:
+            msg = f"vector column {on!r} not in the frame; its columns are {df.columns}"
+            raise InputTypeError(msg)
+        if df.height == 0:
+            return df.with_columns(distance=pl.lit(None, pl.Float32)).head(0)
+        index = VectorIndex.build(
+            df[on].to_arrow(),
+            pa.array(np.arange(df.height)),
+            metric=metric,
+            exact=True,
+            allow_duplicates=False,
+        )
+        res = index.search(encoder.encode_numpy([query]), k)
+        hit = res.labels[0] >= 0
+        rows = res.labels[0][hit]
+        return df[rows.tolist()].with_columns(
+            distance=pl.Series(res.distances[0][hit], dtype=pl.Float32)
+        )
+
+
+@pl.api.register_dataframe_namespace("embed")
+class EmbedFrame:
+    """The ``embed`` namespace on DataFrames: vector joins, dedup, clustering, search.
+
+    Examples
+    --------
+    >>> import polars as pl, embed_sql.polars
+    >>> docs = pl.DataFrame({"id": [1, 2], "title": ["burrito", "rates"]})
+    >>> docs = docs.with_columns(v=pl.col("title").embed.text())
+    >>> docs.embed.search("food", k=1)["title"].to_list()
+    ['burrito']
+    """
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self._df = df
+
+    def knn_join(
+        self,
+        other: pl.DataFrame,
+        *,
+        k: int,
+        left_on: str = "v",
+        right_on: str = "v",
+        left_key: str = "id",
+        right_key: str = "id",
+        metric: str = "cos",
+        exact: bool = False,
+    ) -> pl.DataFrame:
+        """Join each row to its ``k`` nearest rows of ``other`` (keys, distance, rank)."""
+        return _Ops.knn_join(
+            self._df,
+            other,
+            left_on=left_on,
+            right_on=right_on,
+            left_key=left_key,
+            right_key=right_key,
+            k=k,
+            metric=metric,
+            exact=exact,
+        )
+
+    def range_join(
+        self,
+        other: pl.DataFrame,
+        *,
+        threshold: float,
+        left_on: str = "v",
+        right_on: str = "v",
+        left_key: str = "id",
+        right_key: str = "id",
+        metric: str = "cos",
+        exact: bool = False,
+    ) -> pl.DataFrame:
+        """Return every pair within ``threshold``: ``left_<key>, right_<key>, distance``."""
+        return _Ops.range_join(
+            self._df,
+            other,
+            left_on=left_on,
+            right_on=right_on,
+            left_key=left_key,
+            right_key=right_key,
+            threshold=threshold,
+            metric=metric,
+            exact=exact,
+        )
+
+    def dedup(
+        self, *, threshold: float, on: str = "v", key: str = "id", metric: str = "cos"
+    ) -> pl.DataFrame:
+        """Add ``group``, ``representative`` and ``keep`` columns (near-duplicate groups)."""
+        return _Ops.dedup(self._df, on=on, key=key, threshold=threshold, metric=metric)
+
+    def cluster(
+        self,
+        *,
+        k: int | None = None,
+        threshold: float | None = None,
+        on: str = "v",
+        key: str = "id",
+        metric: str = "cos",
+        seed: int = 0,
+    ) -> pl.DataFrame:
+        """Add a ``cluster`` column: k-means (``k=``) or threshold components."""
+        return _Ops.cluster(
+            self._df, on=on, key=key, k=k, threshold=threshold, metric=metric, seed=seed
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        on: str = "v",
+        model: ModelRef | None = None,
+        metric: str = "cos",
+    ) -> pl.DataFrame:
+        """Return the ``k`` rows closest to ``query`` (embedded with ``model``)."""
+        return _Ops.search(self._df, query, on=on, k=k, model=model, metric=metric)
+
+
+@pl.api.register_lazyframe_namespace("embed")
+class EmbedLazyFrame:
+    """The ``embed`` namespace on LazyFrames: the same operators, run when collected."""
+
+    def __init__(self, lf: pl.LazyFrame) -> None:
+        self._lf = lf
+
+    def _defer(self, schema: dict[str, pl.DataType], run: object) -> pl.LazyFrame:
+        return self._lf.map_batches(
+            run,
+            schema=pl.Schema(schema),  # type: ignore[arg-type]
+            predicate_pushdown=False,
+            projection_pushdown=False,
+            streamable=False,
+        )
+
+    def knn_join(
+        self,
+        other: pl.LazyFrame | pl.DataFrame,
+        *,
+        k: int,
+        left_on: str = "v",
+        right_on: str = "v",
+        left_key: str = "id",
+        right_key: str = "id",
+        metric: str = "cos",
+        exact: bool = False,
+    ) -> pl.LazyFrame:
+        """Lazy form of :meth:`EmbedFrame.knn_join`."""
+        right = other.lazy()
+        schema = {
+            f"left_{left_key}": self._lf.collect_schema()[left_key],
+            f"right_{right_key}": right.collect_schema()[right_key],
+            "distance": pl.Float32(),
+            "rank": pl.Int32(),
+        }
+        return self._defer(
+            schema,
+            lambda df: _Ops.knn_join(
+                df,
+                right.collect(),
+                left_on=left_on,
+                right_on=right_on,
+                left_key=left_key,
+                right_key=right_key,
+                k=k,
+                metric=metric,
+                exact=exact,
+            ),
+        )
+
+    def range_join(
+        self,
+        other: pl.LazyFrame | pl.DataFrame,
+        *,
+        threshold: float,
+        left_on: str = "v",
+        right_on: str = "v",
+        left_key: str = "id",
+        right_key: str = "id",
+        metric: str = "cos",
+        exact: bool = False,
+    ) -> pl.LazyFrame:
+        """Lazy form of :meth:`EmbedFrame.range_join`."""
+        right = other.lazy()
+        schema = {
+            f"left_{left_key}": self._lf.collect_schema()[left_key],
+            f"right_{right_key}": right.collect_schema()[right_key],
+            "distance": pl.Float32(),
+        }
+        return self._defer(
+            schema,
+            lambda df: _Ops.range_join(
+                df,
+                right.collect(),
+                left_on=left_on,
+                right_on=right_on,
+                left_key=left_key,
+                right_key=right_key,
+                threshold=threshold,
+                metric=metric,
+                exact=exact,
+            ),
+        )
+
+    def dedup(
+        self, *, threshold: float, on: str = "v", key: str = "id", metric: str = "cos"
+    ) -> pl.LazyFrame:
+        """Lazy form of :meth:`EmbedFrame.dedup`."""
+        schema = dict(self._lf.collect_schema())
+        schema.update(group=pl.Int64(), representative=schema[key], keep=pl.Boolean())
+        return self._defer(
+            schema, lambda df: _Ops.dedup(df, on=on, key=key, threshold=threshold, metric=metric)
+        )
+
+    def cluster(
+        self,
+        *,
+        k: int | None = None,
+        threshold: float | None = None,
+        on: str = "v",
+        key: str = "id",
+        metric: str = "cos",
+        seed: int = 0,
+    ) -> pl.LazyFrame:
+        """Lazy form of :meth:`EmbedFrame.cluster`."""
+        schema = dict(self._lf.collect_schema())
+        schema["cluster"] = pl.Int64()
+        return self._defer(
+            schema,
+            lambda df: _Ops.cluster(
+                df, on=on, key=key, k=k, threshold=threshold, metric=metric, seed=seed
+            ),
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        on: str = "v",
+        model: ModelRef | None = None,
+        metric: str = "cos",
+    ) -> pl.LazyFrame:
+        """Lazy form of :meth:`EmbedFrame.search`."""
+        shared_encoder(model)  # resolve now: an unknown model fails here
+        schema = dict(self._lf.collect_schema())
+        schema["distance"] = pl.Float32()
+        return self._defer(
+            schema, lambda df: _Ops.search(df, query, on=on, k=k, model=model, metric=metric)
+        )

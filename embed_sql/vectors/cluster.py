@@ -182,12 +182,25 @@ def _nearest(data: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.nd
     return labels, dist
 
 
-def _kmeans(mat: np.ndarray, k: int, metric: Metric, seed: int, max_iterations: int) -> np.ndarray:
-    """Lloyd's k-means with k-means++ seeding; cosine runs on unit vectors (spherical)."""
+def _kmeans(
+    mat: np.ndarray, k: int, metric: Metric, seed: int, max_iterations: int, restarts: int = 4
+) -> np.ndarray:
+    """Best of ``restarts`` k-means runs (lowest inertia); cosine runs on unit vectors."""
     data = np.ascontiguousarray(mat, dtype=np.float32)
     if metric is Metric.COS:
         data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
-    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray] | None = None
+    for attempt in np.random.SeedSequence(seed).spawn(restarts):
+        labels, inertia = _lloyd(data, k, metric, np.random.default_rng(attempt), max_iterations)
+        if best is None or inertia < best[0] - 1e-9 * abs(best[0]):
+            best = (inertia, labels)
+    return best[1]  # type: ignore[index]
+
+
+def _lloyd(
+    data: np.ndarray, k: int, metric: Metric, rng: np.random.Generator, max_iterations: int
+) -> tuple[np.ndarray, float]:
+    """One run of Lloyd's algorithm from a k-means++ seeding; returns labels and inertia."""
     centroids = np.empty((k, data.shape[1]), dtype=np.float32)
     centroids[0] = data[rng.integers(len(data))]
     closest = distances(Metric.L2SQ, data, centroids[:1]).ravel()
@@ -197,6 +210,7 @@ def _kmeans(mat: np.ndarray, k: int, metric: Metric, seed: int, max_iterations: 
         centroids[c] = data[pick]
         closest = np.minimum(closest, distances(Metric.L2SQ, data, centroids[c : c + 1]).ravel())
     labels = np.full(len(data), -1, dtype=np.int64)
+    dist = np.zeros(len(data), dtype=np.float32)
     for _ in range(max_iterations):
         new, dist = _nearest(data, centroids)
         if np.array_equal(new, labels):
@@ -211,4 +225,4 @@ def _kmeans(mat: np.ndarray, k: int, metric: Metric, seed: int, max_iterations: 
             centroids[empty] = data[np.argsort(-dist, kind="stable")[: len(empty)]]
         if metric is Metric.COS:
             centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    return labels
+    return labels, float(dist.sum(dtype=np.float64))

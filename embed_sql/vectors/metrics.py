@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 
+_COS_EPS = np.float32(2e-7)
+
+
 class Metric(str, Enum):
     """A distance metric; smaller is closer for every one of them."""
 
@@ -94,6 +97,13 @@ def from_usearch(metric: Metric, d: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(d, 0.0))
     if metric is Metric.L2SQ:
         return np.maximum(d, 0.0)
+    return _snap(d.copy())
+
+
+def _snap(d: np.ndarray) -> np.ndarray:
+    """Cosine distances below float32 resolution are rounding noise: report them as 0."""
+    d = np.asarray(d, dtype=np.float32)
+    d[np.abs(d) < _COS_EPS] = 0.0
     return d
 
 
@@ -124,7 +134,7 @@ def distances(metric: Metric, queries: np.ndarray, vectors: np.ndarray) -> np.nd
         denom = np.outer(qn, vn)
         with np.errstate(invalid="ignore", divide="ignore"):
             sim = np.where(denom > 0, dots / denom, 0.0)
-        return (1.0 - np.clip(sim, -1.0, 1.0)).astype(np.float32)
+        return _snap(1.0 - np.clip(sim, -1.0, 1.0))
     sq = (
         np.einsum("ij,ij->i", queries, queries)[:, None]
         + np.einsum("ij,ij->i", vectors, vectors)[None, :]
@@ -144,7 +154,7 @@ def pair_distances(metric: Metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         dots = np.einsum("ij,ij->i", a64, b64)
         with np.errstate(invalid="ignore", divide="ignore"):
             sim = np.where((na > 0) & (nb > 0), dots / (na * nb), 0.0)
-        return (1.0 - np.clip(sim, -1.0, 1.0)).astype(np.float32)
+        return _snap(1.0 - np.clip(sim, -1.0, 1.0))
     diff = a64 - b64
     sq = np.einsum("ij,ij->i", diff, diff)
     return (np.sqrt(sq) if metric is Metric.L2 else sq).astype(np.float32)

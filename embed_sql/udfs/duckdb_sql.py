@@ -1,0 +1,100 @@
+"""SQL text of the DuckDB table macros (no duckdb import here; see :mod:`.duckdb`).
+
+Every macro takes table, index and column names as strings and never splices them into
+SQL: tables are read with ``query_table(name)`` and columns are picked with
+``COLUMNS(lambda c: c = name)``. Index results carry row labels; keys come back in their
+own type by joining the index's key table ``<index>__keys`` (a TEMP table).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MACROS", "keys_table", "quote_ident"]
+
+
+def quote_ident(name: str) -> str:
+    """Quote a (possibly schema-qualified) name as SQL identifiers.
+
+    Examples
+    --------
+    >>> print(quote_ident('main.docs'), quote_ident('a"b'))
+    "main"."docs" "a""b"
+    """
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def keys_table(index: str) -> str:
+    """Name of the TEMP table mapping an index's row labels to the user's keys."""
+    return f"{index}__keys"
+
+
+MACROS = (
+    # k nearest neighbours of one vector, keys in their own type
+    """
+    CREATE OR REPLACE TEMP MACRO knn(vec, idx, k) AS (
+        SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
+                    ORDER BY t.m.rank)
+        FROM (SELECT unnest(embed_sql_knn(vec, idx, k)) AS m) AS t
+        JOIN query_table(idx || '__keys') AS kk ON kk.label = t.m.label
+    )
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO knn_join(tbl, idx, k := 10, vec := 'v', key := 'id') AS TABLE
+        WITH m AS (
+            SELECT COLUMNS(lambda c: c = key) AS left_key,
+                   unnest(embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k)) AS s
+            FROM query_table(tbl)
+        )
+        SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance, m.s.rank AS rank
+        FROM m JOIN query_table(idx || '__keys') AS kk ON kk.label = m.s.label
+        ORDER BY m.left_key, m.s.rank
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO range_join(tbl, idx, threshold, vec := 'v', key := 'id')
+    AS TABLE
+        WITH m AS (
+            SELECT COLUMNS(lambda c: c = key) AS left_key,
+                   unnest(embed_sql_range(COLUMNS(lambda c: c = vec), idx, threshold)) AS s
+            FROM query_table(tbl)
+        )
+        SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance
+        FROM m JOIN query_table(idx || '__keys') AS kk ON kk.label = m.s.label
+        ORDER BY m.left_key, m.s.distance, kk.key
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO semantic_search(idx, query, k := 10) AS TABLE
+        SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank
+        FROM (SELECT unnest(embed_sql_knn(embed_sql_query_vector(idx, query), idx, k)) AS m) AS t
+        JOIN query_table(idx || '__keys') AS kk ON kk.label = t.m.label
+        ORDER BY rank
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO dedup(tbl, threshold, vec := 'v', key := 'id',
+                                       metric := 'cos') AS TABLE
+        WITH g AS (
+            SELECT unnest(embed_sql_dedup(tbl, vec, key, threshold, metric)) AS s
+        ),
+        src AS (
+            SELECT COLUMNS(lambda c: c = key) AS key,
+                   row_number() OVER (ORDER BY COLUMNS(lambda c: c = key)) - 1 AS pos
+            FROM query_table(tbl)
+        )
+        SELECT src.key AS key, g.s.grp AS "group", rep.key AS representative, g.s.keep AS keep
+        FROM g JOIN src ON src.pos = g.s.pos JOIN src AS rep ON rep.pos = g.s.grp
+        ORDER BY src.pos
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO cluster(tbl, k := NULL, threshold := NULL, vec := 'v',
+                                         key := 'id', metric := 'cos', seed := 0) AS TABLE
+        WITH g AS (
+            SELECT unnest(embed_sql_cluster(tbl, vec, key, k, threshold, metric, seed)) AS s
+        ),
+        src AS (
+            SELECT COLUMNS(lambda c: c = key) AS key,
+                   row_number() OVER (ORDER BY COLUMNS(lambda c: c = key)) - 1 AS pos
+            FROM query_table(tbl)
+        )
+        SELECT src.key AS key, g.s.cluster AS cluster
+        FROM g JOIN src ON src.pos = g.s.pos
+        ORDER BY src.pos
+    """,
+)

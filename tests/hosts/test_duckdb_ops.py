@@ -1,0 +1,143 @@
+"""The vector operator from SQL: named indexes, knn(), table macros (tiny model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import embed_sql
+from embed_sql.exceptions import InvalidParameterError
+from embed_sql.udfs.duckdb import create_index, drop_index, load_index
+from embed_sql.vectors import VectorIndex, from_numpy
+from tests.unit.test_index import clustered
+
+TITLES = ["food", "burrito restaurant", "bank rates", "inflation market price", "rain storm"]
+
+
+@pytest.fixture
+def con(tiny_source: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect()
+    embed_sql.register(connection, model=str(tiny_source))
+    connection.execute("CREATE TABLE docs (id BIGINT, title VARCHAR)").fetchall()
+    connection.executemany("INSERT INTO docs VALUES (?, ?)", list(enumerate(TITLES, 10)))
+    connection.execute("CREATE TABLE docs_v AS SELECT id, title, embed(title) AS v FROM docs")
+    connection.execute("SELECT 1").fetchall()
+    yield connection
+    connection.close()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    return con.sql(sql).fetchall()
+
+
+def test_knn_scalar_returns_rank_key_distance_in_the_key_type(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    create_index(con, "docs", "docs_v", exact=True)
+    (typ,) = rows(con, "SELECT typeof(knn(v, 'docs', 2)) FROM docs_v LIMIT 1")[0]
+    assert typ.replace('"', "") == "STRUCT(rank INTEGER, key BIGINT, distance FLOAT)[]"
+    out = rows(con, "SELECT id, knn(v, 'docs', 3) FROM docs_v ORDER BY id")
+    for doc_id, matches in out:
+        assert [m["rank"] for m in matches] == [1, 2, 3]
+        assert matches[0]["key"] == doc_id
+        assert matches[0]["distance"] == pytest.approx(0.0, abs=1e-6)
+        dists = [m["distance"] for m in matches]
+        assert dists == sorted(dists)
+
+
+def test_knn_join_matches_the_python_engine(con: duckdb.DuckDBPyConnection) -> None:
+    create_index(con, "docs", "docs_v", exact=True)
+    sql_rows = rows(con, "FROM knn_join('docs_v', 'docs', k := 2)")
+    data = con.sql("SELECT id, v FROM docs_v ORDER BY id").to_arrow_table()
+    py = embed_sql.vectors.knn_join(data, data, 2, exact=True)
+    expected = list(zip(*(py.column(i).to_pylist() for i in range(4)), strict=True))
+    assert [(a, b, r) for a, b, _, r in sql_rows] == [(a, b, r) for a, b, _, r in expected]
+    np.testing.assert_allclose(
+        [d for _, _, d, _ in sql_rows], [d for _, _, d, _ in expected], atol=1e-6
+    )
+
+
+def test_k_larger_than_the_index_and_empty_queries(con: duckdb.DuckDBPyConnection) -> None:
+    create_index(con, "docs", "docs_v")
+    assert len(rows(con, "FROM knn_join('docs_v', 'docs', k := 50)")) == 25
+    con.execute("CREATE TABLE empty_q AS SELECT * FROM docs_v LIMIT 0").fetchall()
+    assert rows(con, "FROM knn_join('empty_q', 'docs', k := 3)") == []
+
+
+def test_string_keys_and_custom_column_names(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        'CREATE TABLE named AS SELECT title AS "doc name", v AS "my vec" FROM docs_v'
+    ).fetchall()
+    create_index(con, "by_title", "named", column="my vec", key="doc name", exact=True)
+    out = rows(
+        con, "FROM knn_join('named', 'by_title', k := 1, vec := 'my vec', key := 'doc name')"
+    )
+    assert out == [(t, t, pytest.approx(0.0, abs=1e-6), 1) for t in sorted(TITLES)]
+
+
+def test_range_join_semantic_search_dedup_and_cluster(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("INSERT INTO docs_v SELECT id + 100, title, v FROM docs_v WHERE id = 10")
+    con.execute("SELECT 1").fetchall()
+    create_index(con, "docs", "docs_v", exact=True)
+    pairs = rows(con, "FROM range_join('docs_v', 'docs', 1e-6)")
+    assert (10, 110, pytest.approx(0.0, abs=1e-6)) in pairs
+    hits = rows(con, "FROM semantic_search('docs', 'food', k := 2)")
+    assert [h[0] for h in hits] == [10, 110]
+    groups = rows(con, "FROM dedup('docs_v', 1e-6)")
+    assert groups[-1] == (110, 0, 10, False)
+    assert sum(1 for g in groups if g[3]) == 5
+    clusters = rows(con, "FROM cluster('docs_v', k := 2)")
+    assert {c for _, c in clusters} == {0, 1}
+    assert dict(clusters)[10] == dict(clusters)[110]
+    by_threshold = rows(con, "FROM cluster('docs_v', threshold := 1e-6)")
+    assert len({c for _, c in by_threshold}) == 5
+
+
+def test_saved_index_reopens_memory_mapped(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    path = tmp_path / "docs.index"
+    create_index(con, "docs", "docs_v", path=path)
+    before = rows(con, "FROM semantic_search('docs', 'food', k := 3)")
+    drop_index(con, "docs")
+    with pytest.raises(duckdb.Error, match="docs"):
+        rows(con, "FROM semantic_search('docs', 'food', k := 3)")
+    load_index(con, "docs", path)
+    assert rows(con, "FROM semantic_search('docs', 'food', k := 3)") == before
+
+
+def test_unknown_index_and_wrong_dimension_are_clear_errors(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # caught at bind time: the index's key table does not exist
+    with pytest.raises(duckdb.CatalogException, match=r"nope__keys does not exist"):
+        rows(con, "SELECT knn(v, 'nope', 3) FROM docs_v")
+    with pytest.raises(duckdb.Error, match=r"no vector index named 'nope'"):
+        rows(con, "SELECT embed_sql_knn(v, 'nope', 3) FROM docs_v")
+    create_index(con, "docs", "docs_v")
+    with pytest.raises(duckdb.Error, match=r"3 dimensions but the index has 32"):
+        rows(con, "SELECT knn([1, 2, 3]::FLOAT[3], 'docs', 3)")
+    with pytest.raises(InvalidParameterError, match="non-empty string"):
+        create_index(con, "", "docs_v")
+
+
+def test_names_are_quoted_never_spliced(con: duckdb.DuckDBPyConnection) -> None:
+    evil = 'docs_v"; DROP TABLE docs; --'
+    with pytest.raises(duckdb.CatalogException):
+        create_index(con, "x", evil)
+    assert rows(con, "SELECT count(*) FROM docs") == [(5,)]
+
+
+def test_python_index_and_sql_index_agree_on_hnsw_results(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    x = clustered(2000, dim=16)
+    con.register("pts_src", pa.table({"id": np.arange(2000), "v": from_numpy(x)}))
+    con.execute("CREATE TABLE pts AS SELECT id, v::FLOAT[16] AS v FROM pts_src").fetchall()
+    create_index(con, "pts", "pts", metric="l2", exact=True)
+    sql = rows(con, "SELECT id, knn(v, 'pts', 5) FROM pts WHERE id < 20 ORDER BY id")
+    res = VectorIndex.build(x, np.arange(2000), metric="l2", exact=True).search(x[:20], 5)
+    assert [[m["key"] for m in ms] for _, ms in sql] == res.labels.tolist()

@@ -1,0 +1,69 @@
+"""The vector operators on Polars DataFrames and LazyFrames (tiny model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import embed_sql.polars  # noqa: F401 - registers the namespaces
+from embed_sql.exceptions import InputTypeError, ModelNotFoundError
+from tests.unit.test_index import clustered
+
+
+@pytest.fixture
+def frame() -> pl.DataFrame:
+    x = clustered(300, dim=16)
+    x[1] = x[0]  # an exact duplicate
+    return pl.DataFrame(
+        {"id": list(range(300)), "v": x}, schema_overrides={"v": pl.Array(pl.Float32, 16)}
+    )
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_knn_join_eager_and_lazy_agree(frame: pl.DataFrame, lazy: bool) -> None:
+    if lazy:
+        out = frame.lazy().embed.knn_join(frame.lazy(), k=3, exact=True).collect()
+    else:
+        out = frame.embed.knn_join(frame, k=3, exact=True)
+    assert out.columns == ["left_id", "right_id", "distance", "rank"]
+    assert out.height == 900
+    assert out.filter(pl.col("rank") == 1)["distance"].max() < 1e-5
+
+
+def test_range_join_dedup_and_cluster(frame: pl.DataFrame) -> None:
+    pairs = frame.embed.range_join(frame, threshold=1e-6, exact=True)
+    assert set(pairs.filter(pl.col("left_id") != pl.col("right_id")).rows()) == {
+        (0, 1, 0.0),
+        (1, 0, 0.0),
+    }
+    flags = frame.embed.dedup(threshold=1e-6)
+    assert flags.filter(~pl.col("keep"))["id"].to_list() == [1]
+    assert flags.row(1, named=True)["representative"] == 0
+    lazy_flags = frame.lazy().embed.dedup(threshold=1e-6).collect()
+    assert lazy_flags.equals(flags)
+    clusters = frame.embed.cluster(k=5, metric="l2")
+    assert clusters["cluster"].n_unique() == 5
+    assert frame.lazy().embed.cluster(k=5, metric="l2").collect().equals(clusters)
+
+
+def test_search_embeds_the_query_with_the_model(tiny_source: Path) -> None:
+    docs = pl.DataFrame({"id": [1, 2, 3], "title": ["food", "rain storm", "bank rates"]})
+    docs = docs.with_columns(v=pl.col("title").embed.text(str(tiny_source)))
+    hits = docs.embed.search("food", k=2, model=str(tiny_source))
+    assert hits.height == 2
+    assert hits["title"][0] == "food"
+    assert hits["distance"][0] == pytest.approx(0.0, abs=1e-6)
+    assert np.all(np.diff(hits["distance"].to_numpy()) >= 0)
+    lazy = docs.lazy().embed.search("food", k=2, model=str(tiny_source)).collect()
+    assert lazy.equals(hits)
+    assert docs.head(0).embed.search("food", model=str(tiny_source)).height == 0
+
+
+def test_operator_errors_name_the_problem(frame: pl.DataFrame) -> None:
+    with pytest.raises(InputTypeError, match=r"column\(s\) \['emb'\] not in the frame"):
+        frame.embed.knn_join(frame, k=1, left_on="emb")
+    with pytest.raises(ModelNotFoundError):
+        frame.lazy().embed.search("x", model="nope")
