@@ -123,6 +123,7 @@ class _Ops:
         df: pl.DataFrame,
         other: pl.DataFrame,
         *,
+        where: pl.Expr | None = None,
         left_on: str,
         right_on: str,
         left_key: str,
@@ -135,6 +136,14 @@ class _Ops:
 
         left = _arrow(df, [left_key, left_on])
         right = _arrow(other, [right_key, right_on])
+        mask = None
+        if where is not None:  # a predicate on the right side, applied before the top-k
+            flags = other.select(where.fill_null(value=False)).to_series()
+            if flags.dtype != pl.Boolean:
+                msg = f"where= must be a boolean expression on the right frame, got {flags.dtype}"
+                raise InputTypeError(msg)
+            valid = other[right_on].is_not_null().to_numpy()
+            mask = flags.to_numpy()[valid]  # one flag per indexed (non-NULL) row
         return _frame(
             knn_join(
                 left,
@@ -146,6 +155,7 @@ class _Ops:
                 right_key=right_key,
                 metric=metric,
                 exact=exact,
+                where=mask,
             )
         )
 
@@ -276,11 +286,17 @@ class EmbedFrame:
         right_key: str = "id",
         metric: str = "cos",
         exact: bool = False,
+        where: pl.Expr | None = None,
     ) -> pl.DataFrame:
-        """Join each row to its ``k`` nearest rows of ``other`` (keys, distance, rank)."""
+        """Join each row to its ``k`` nearest rows of ``other`` (keys, distance, rank).
+
+        ``where`` is a boolean expression on ``other``, applied before the top-k, so ``k``
+        rows come back whenever ``k`` rows pass it.
+        """
         return _Ops.knn_join(
             self._df,
             other,
+            where=where,
             left_on=left_on,
             right_on=right_on,
             left_key=left_key,
@@ -376,6 +392,7 @@ class EmbedLazyFrame:
         right_key: str = "id",
         metric: str = "cos",
         exact: bool = False,
+        where: pl.Expr | None = None,
     ) -> pl.LazyFrame:
         """Lazy form of :meth:`EmbedFrame.knn_join`."""
         right = other.lazy()
@@ -390,6 +407,7 @@ class EmbedLazyFrame:
             lambda df: _Ops.knn_join(
                 df,
                 right.collect(),
+                where=where,
                 left_on=left_on,
                 right_on=right_on,
                 left_key=left_key,

@@ -67,3 +67,16 @@ def test_operator_errors_name_the_problem(frame: pl.DataFrame) -> None:
         frame.embed.knn_join(frame, k=1, left_on="emb")
     with pytest.raises(ModelNotFoundError):
         frame.lazy().embed.search("x", model="nope")
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_knn_join_filter_applies_before_the_top_k(frame: pl.DataFrame, lazy: bool) -> None:
+    where = (pl.col("id") % 50 == 7) & (pl.col("id") > 0)
+    if lazy:
+        out = frame.lazy().embed.knn_join(frame.lazy(), k=4, where=where).collect()
+    else:
+        out = frame.embed.knn_join(frame, k=4, where=where)
+    assert out.height == 300 * 4  # six rows pass, so every query gets its four
+    assert all(r % 50 == 7 for r in out["right_id"].to_list())
+    with pytest.raises(InputTypeError, match="boolean expression"):
+        frame.embed.knn_join(frame, k=1, where=pl.col("id"))
