@@ -125,6 +125,7 @@ class TextEncoder:
         self._providers = list(providers) if providers is not None else None
         self._session: ort.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
+        self._full_tokenizer: Tokenizer | None = None
         self._input_names: tuple[str, ...] = ()
         self._lock = threading.Lock()
         # Concurrent callers (e.g. DuckDB threads) share the cores instead of multiplying them.
@@ -221,6 +222,23 @@ class TextEncoder:
             raise ModelLoadError(msg)
         self._input_names = names
         return session
+
+    # -- tokens ---------------------------------------------------------------------------
+    @property
+    def special_tokens(self) -> int:
+        """How many special tokens (e.g. [CLS], [SEP]) the model adds to one text."""
+        _, tokenizer = self._load()
+        return len(tokenizer.encode("", add_special_tokens=True).ids)
+
+    def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Character spans of every model token of each text (no truncation, no specials)."""
+        with self._lock:
+            if self._full_tokenizer is None:
+                full = self._make_tokenizer()
+                full.no_truncation()
+                self._full_tokenizer = full
+            full = self._full_tokenizer
+        return [enc.offsets for enc in _tokenize(full, texts, add_special_tokens=False)]
 
     # -- encoding -------------------------------------------------------------------------
     def encode(
@@ -359,13 +377,13 @@ def _interactive() -> bool:
     return sys.stderr is not None and sys.stderr.isatty()
 
 
-def _tokenize(tokenizer: Tokenizer, texts: list[str]) -> list:
+def _tokenize(tokenizer: Tokenizer, texts: list[str], *, add_special_tokens: bool = True) -> list:
     try:
-        return tokenizer.encode_batch(texts, add_special_tokens=True)
+        return tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
     except (TypeError, ValueError, UnicodeError):
         # lone surrogates and the like: replace what UTF-8 cannot carry, never fail a row
         cleaned = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
-        return tokenizer.encode_batch(cleaned, add_special_tokens=True)
+        return tokenizer.encode_batch(cleaned, add_special_tokens=add_special_tokens)
 
 
 def as_text_array(texts: TextInput) -> pa.Array:

@@ -169,7 +169,7 @@ def register(
     store = cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
     for name, encoder in encoders.items():
         _create(con, name, encoder, store)
-    _register_operators(con)
+    _register_operators(con, encoders["embed"])
     _REGISTERED[con] = encoders["embed"]
     if progress is None:
         progress = sys.stderr.isatty()
@@ -187,6 +187,17 @@ _KNN_TYPE = pa.list_(
 _RANGE_TYPE = pa.list_(pa.struct([("label", pa.int64()), ("distance", pa.float32())]))
 _DEDUP_TYPE = pa.list_(pa.struct([("pos", pa.int64()), ("grp", pa.int64()), ("keep", pa.bool_())]))
 _CLUSTER_TYPE = pa.list_(pa.struct([("pos", pa.int64()), ("cluster", pa.int64())]))
+_CHUNK_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("chunk", pa.int32()),
+            ("text", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("tokens", pa.int32()),
+        ]
+    )
+)
 
 
 def _indexes(con: object) -> dict[str, VectorIndex]:
@@ -375,7 +386,42 @@ def _repeat_for(template: pa.ChunkedArray, one: pa.Array) -> pa.Array:
     return one.take(pa.array(np.zeros(len(template), dtype=np.int64)))
 
 
-def _register_operators(con: duckdb.DuckDBPyConnection) -> None:
+def _make_clean() -> object:
+    from embed_sql.pipelines.preprocess import clean
+
+    def run(texts: pa.ChunkedArray) -> pa.Array:
+        return clean(texts)
+
+    return run
+
+
+def _make_chunks(encoder: TextEncoder) -> object:
+    from embed_sql.pipelines.preprocess import chunk
+
+    def run(
+        texts: pa.ChunkedArray, max_tokens: pa.ChunkedArray, overlap: pa.ChunkedArray
+    ) -> pa.Array:
+        column = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        pieces = chunk(
+            column,
+            max_tokens=int(_constant(max_tokens, "max_tokens")),  # type: ignore[arg-type]
+            overlap=int(_constant(overlap, "overlap")),  # type: ignore[arg-type]
+            model=encoder.spec,  # the tokenizer is the same for every variant
+        )
+        counts = np.bincount(np.asarray(pieces.column("key")), minlength=len(column))
+        children = pa.StructArray.from_arrays(
+            [
+                pieces.column(c).combine_chunks()
+                for c in ("chunk", "text", "start", "end", "tokens")
+            ],
+            names=["chunk", "text", "start", "end", "tokens"],
+        )
+        return _lists(counts, children, _CHUNK_TYPE)
+
+    return run
+
+
+def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | None = None) -> None:
     duckdb = _duckdb()
     from duckdb.sqltypes import BIGINT, DOUBLE, FLOAT, INTEGER, VARCHAR
 
@@ -389,7 +435,13 @@ def _register_operators(con: duckdb.DuckDBPyConnection) -> None:
     range_t = struct_list({"label": BIGINT, "distance": FLOAT})
     dedup_t = struct_list({"pos": BIGINT, "grp": BIGINT, "keep": duckdb.sqltypes.BOOLEAN})  # type: ignore[attr-defined]
     cluster_t = struct_list({"pos": BIGINT, "cluster": BIGINT})
+    chunk_t = struct_list(
+        {"chunk": INTEGER, "text": VARCHAR, "start": BIGINT, "end": BIGINT, "tokens": INTEGER}
+    )
+    encoder = encoder or shared_encoder(DEFAULT_MODEL)
     functions = {
+        "embed_clean": (_make_clean(), [VARCHAR], VARCHAR),
+        "embed_sql_chunks": (_make_chunks(encoder), [VARCHAR, INTEGER, INTEGER], chunk_t),
         "embed_sql_knn": (_make_knn(indexes), [vec, VARCHAR, INTEGER], knn_t),
         "embed_sql_range": (_make_range(indexes), [vec, VARCHAR, DOUBLE], range_t),
         "embed_sql_query_vector": (_make_query_vector(indexes), [VARCHAR, VARCHAR], vec),
@@ -519,4 +571,4 @@ _REGISTERED: weakref.WeakKeyDictionary[object, TextEncoder] = weakref.WeakKeyDic
 
 def _ensure_registered(con: duckdb.DuckDBPyConnection) -> None:
     if con not in _STATES:
-        _register_operators(con)
+        _register_operators(con, _REGISTERED.get(con))

@@ -83,6 +83,14 @@ MACROS = (
         ORDER BY src.pos
     """,
     """
+    CREATE OR REPLACE TEMP MACRO embed_chunks(tbl, col, max_tokens := 256, overlap := 32,
+                                              key := 'id') AS TABLE
+        SELECT COLUMNS(lambda c: c = key) AS key,
+               unnest(embed_sql_chunks(COLUMNS(lambda c: c = col), max_tokens, overlap),
+                      recursive := true)
+        FROM query_table(tbl)
+    """,
+    """
     CREATE OR REPLACE TEMP MACRO cluster(tbl, k := NULL, threshold := NULL, vec := 'v',
                                          key := 'id', metric := 'cos', seed := 0) AS TABLE
         WITH g AS (

@@ -102,6 +102,39 @@ class EmbedExpr:
 
         return self._expr.map_batches(embed_batch, return_dtype=dtype, is_elementwise=True)
 
+    def clean(
+        self,
+        *,
+        strip_html: bool = True,
+        normalize: str | None = "NFKC",
+        remove_control: bool = True,
+        collapse_whitespace: bool = True,
+        lowercase: bool = False,
+    ) -> pl.Expr:
+        """Clean a String column: markup, NFKC, control characters, whitespace.
+
+        Options as :func:`embed_sql.pipelines.preprocess.clean`; null stays null.
+        """
+        from embed_sql.pipelines.preprocess import clean
+
+        options = {
+            "strip_html": strip_html,
+            "normalize": normalize,
+            "remove_control": remove_control,
+            "collapse_whitespace": collapse_whitespace,
+            "lowercase": lowercase,
+        }
+        clean([], **options)  # type: ignore[arg-type] - validates the options now
+
+        def clean_batch(s: pl.Series) -> pl.Series:
+            if s.dtype not in (pl.String, pl.Null):
+                msg = f"cannot clean column {s.name!r} of type {s.dtype}; cast it to pl.String"
+                raise InputTypeError(msg)
+            out = clean(s.cast(pl.String).to_arrow(), **options)  # type: ignore[arg-type]
+            return pl.Series(s.name, out, dtype=pl.String)
+
+        return self._expr.map_batches(clean_batch, return_dtype=pl.String, is_elementwise=True)
+
 
 def _arrow(df: pl.DataFrame, columns: list[str]) -> pa.Table:
     missing = [c for c in columns if c not in df.columns]
@@ -351,6 +384,32 @@ class EmbedFrame:
         return _Ops.cluster(
             self._df, on=on, key=key, k=k, threshold=threshold, metric=metric, seed=seed
         )
+
+    def chunk(
+        self,
+        column: str,
+        *,
+        key: str = "id",
+        max_tokens: int | None = None,
+        overlap: int = 32,
+        model: ModelRef | None = None,
+    ) -> pl.DataFrame:
+        """Split ``column`` into pieces of at most ``max_tokens`` model tokens.
+
+        Returns ``key``, ``chunk``, ``text``, ``start``, ``end``, ``tokens`` per piece; see
+        :func:`embed_sql.pipelines.preprocess.chunk`.
+        """
+        from embed_sql.pipelines.preprocess import chunk
+
+        data = _arrow(self._df, [key, column])
+        out = chunk(
+            data.column(column).combine_chunks(),
+            data.column(key).combine_chunks(),
+            max_tokens=max_tokens,
+            overlap=overlap,
+            model=model,
+        )
+        return _frame(out.rename_columns([key, *out.column_names[1:]]))
 
     def search(
         self,

@@ -141,3 +141,31 @@ def test_python_index_and_sql_index_agree_on_hnsw_results(
     sql = rows(con, "SELECT id, knn(v, 'pts', 5) FROM pts WHERE id < 20 ORDER BY id")
     res = VectorIndex.build(x, np.arange(2000), metric="l2", exact=True).search(x[:20], 5)
     assert [[m["key"] for m in ms] for _, ms in sql] == res.labels.tolist()
+
+
+def test_embed_clean_and_embed_chunks_in_sql(
+    con: duckdb.DuckDBPyConnection, tiny_source: Path
+) -> None:
+    body = " ".join(["food rain bank cup"] * 30)
+    con.execute(
+        "CREATE TABLE pages AS SELECT * FROM (VALUES (1, '<p>Hello&amp;<b>world</b></p>'),"
+        " (2, NULL), (3, ?)) t(id, body)",
+        [body],
+    ).fetchall()
+    assert rows(con, "SELECT id, embed_clean(body) FROM pages ORDER BY id")[:2] == [
+        (1, "Hello&world"),
+        (2, None),
+    ]
+    chunks = rows(
+        con,
+        "FROM embed_chunks('pages', 'body', max_tokens := 12, overlap := 2) ORDER BY key, chunk",
+    )
+    assert {c[0] for c in chunks} == {1, 3}
+    long = [c for c in chunks if c[0] == 3]
+    assert [c[1] for c in long] == list(range(len(long)))
+    assert max(c[5] for c in long) <= 12
+    assert long[-1][4] == len(body)
+    from embed_sql.pipelines import chunk
+
+    py = chunk([body], max_tokens=12, overlap=2, model=str(tiny_source))
+    assert [c[2] for c in long] == py.column("text").to_pylist()

@@ -80,3 +80,15 @@ def test_knn_join_filter_applies_before_the_top_k(frame: pl.DataFrame, lazy: boo
     assert all(r % 50 == 7 for r in out["right_id"].to_list())
     with pytest.raises(InputTypeError, match="boolean expression"):
         frame.embed.knn_join(frame, k=1, where=pl.col("id"))
+
+
+def test_clean_expression_and_chunk_frame(tiny_source: Path) -> None:
+    df = pl.DataFrame({"id": ["a", "b", "c"], "body": ["<i>Hi</i>&amp; bye", None, "food " * 40]})
+    cleaned = df.with_columns(c=pl.col("body").embed.clean(lowercase=True))
+    assert cleaned["c"].to_list()[:2] == ["hi& bye", None]
+    pieces = df.embed.chunk("body", max_tokens=10, overlap=2, model=str(tiny_source))
+    assert pieces.columns == ["id", "chunk", "text", "start", "end", "tokens"]
+    assert set(pieces["id"].to_list()) == {"a", "c"}
+    assert pieces["tokens"].max() <= 10
+    with pytest.raises(InputTypeError, match="cannot clean column 'id'"):
+        pl.DataFrame({"id": [1]}).select(pl.col("id").embed.clean())
