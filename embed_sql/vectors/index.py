@@ -180,6 +180,7 @@ class VectorIndex:
         self._matrix = np.zeros((0, dim), dtype=np.float32)  # exact mode only
         self._hnsw = None if self.exact else self._new_hnsw()
         self._rank: np.ndarray | None = None
+        self._unit: np.ndarray | None = None  # exact cos: the unit rows, made on first search
         self._mmap: mmap.mmap | None = None
 
     def _new_hnsw(self) -> object:
@@ -250,6 +251,7 @@ class VectorIndex:
         self._keys = key_arr if self._keys is None else pa.concat_arrays([self._keys, key_arr])
         self._alive = np.concatenate([self._alive, np.ones(len(mat), dtype=bool)])
         self._rank = None
+        self._unit = None
         return len(mat)
 
     def _refuse_duplicates(self, new: pa.Array) -> None:
@@ -371,34 +373,49 @@ class VectorIndex:
     def _exact(
         self, q: np.ndarray, k: int, candidates: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Search by blocked BLAS products.
+
+        Candidates are ranked by a cheap score that orders them as the distance does; exact
+        distances are computed for the chosen pairs only.
+        """
         rank = np.append(self._key_rank(), np.iinfo(np.int64).max)
         whole = self._hnsw is None and len(candidates) == len(self._matrix)
+        queries = _unit_rows(q) if self.metric is Metric.COS else q
         out_l = np.empty((len(q), k), dtype=np.int64)
-        out_d = np.empty((len(q), k), dtype=np.float32)
+        out_d = np.full((len(q), k), np.inf, dtype=np.float32)
         for qs in range(0, len(q), _QUERY_BLOCK):
-            block = q[qs : qs + _QUERY_BLOCK]
+            block = queries[qs : qs + _QUERY_BLOCK]
             best_l = np.full((len(block), 0), -1, dtype=np.int64)
-            best_d = np.full((len(block), 0), np.inf, dtype=np.float32)
+            best_s = np.full((len(block), 0), np.inf, dtype=np.float32)
             for rs in range(0, len(candidates), _ROW_BLOCK):
                 labs = candidates[rs : rs + _ROW_BLOCK]
-                mat = self._matrix[rs : rs + _ROW_BLOCK] if whole else self.vectors(labs)
-                d = distances(self.metric, block, mat)
-                cand_l, cand_d = _select(d, labs, rank, k)
-                best_l, best_d = _select(
-                    np.hstack([best_d, cand_d]), np.hstack([best_l, cand_l]), rank, k
+                mat, aux = self._scoring_block(labs, rs, whole=whole)
+                s = _scores(self.metric, block, mat, aux)
+                cand_l, cand_s = _select(s, labs, rank, k)
+                best_l, best_s = _select(
+                    np.hstack([best_s, cand_s]), np.hstack([best_l, cand_l]), rank, k
                 )
-            out_l[qs : qs + len(block)], out_d[qs : qs + len(block)] = best_l, best_d
-        if self.metric in (Metric.L2, Metric.L2SQ):  # the BLAS expansion loses precision
-            self._refine(q, out_l, out_d)
+            out_l[qs : qs + len(block)] = best_l
+            qi, ci = np.nonzero(best_l >= 0)
+            if len(qi):  # exact values for the chosen pairs only
+                vecs = self.vectors(best_l[qi, ci])
+                out_d[qs + qi, ci] = pair_distances(self.metric, q[qs + qi], vecs)
         return out_l, out_d
 
-    def _refine(self, q: np.ndarray, labels: np.ndarray, dists: np.ndarray) -> None:
-        """Recompute the reported distances of chosen pairs directly (in place)."""
-        hit = labels >= 0
-        qi, ci = np.nonzero(hit)
-        if len(qi):
-            exact = pair_distances(self.metric, q[qi], self.vectors(labels[qi, ci]))
-            dists[qi, ci] = exact
+    def _scoring_block(
+        self, labels: np.ndarray, start: int, *, whole: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows prepared for :func:`_scores`: unit rows for cos, squared norms for l2."""
+        if whole and self.metric is Metric.COS:
+            if self._unit is None:
+                self._unit = _unit_rows(self._matrix)
+            return self._unit[start : start + _ROW_BLOCK], None
+        mat = self._matrix[start : start + _ROW_BLOCK] if whole else self.vectors(labels)
+        if self.metric is Metric.COS:
+            return _unit_rows(mat), None
+        if self.metric in (Metric.L2, Metric.L2SQ):
+            return mat, np.einsum("ij,ij->i", mat, mat)
+        return mat, None
 
     def _approx(
         self, q: np.ndarray, k: int, alive: np.ndarray, threads: int
@@ -643,6 +660,26 @@ def _mask(allowed: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _scores(metric: Metric, q: np.ndarray, x: np.ndarray, aux: np.ndarray | None) -> np.ndarray:
+    """Per query row, a score that orders candidates exactly as the distance does.
+
+    cos: -(unit q . unit x); ip: -(q . x); l2, l2sq: |x|^2 - 2 q . x. One matrix product
+    and at most two in-place passes.
+    """
+    s = q @ x.T
+    if metric in (Metric.L2, Metric.L2SQ):
+        s *= -2.0
+        s += aux[None, :]  # type: ignore[index]
+    else:
+        np.negative(s, out=s)
+    return s
+
+
 def _select(
     d: np.ndarray, labels: np.ndarray, rank: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -651,9 +688,13 @@ def _select(
     lab2 = np.broadcast_to(labels, (b, m)) if labels.ndim == 1 else labels
     kk = min(k, m)
     if kk < m:
-        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+        # position kk holds the (kk+1)-th smallest and everything before it is <= it, so a
+        # tie straddles the cut exactly when it equals the largest of the first kk
+        part = np.argpartition(d, kk, axis=1)
+        nxt = np.take_along_axis(d, part[:, kk : kk + 1], 1)[:, 0]
+        part = part[:, :kk]
         kth = np.take_along_axis(d, part, 1).max(axis=1)
-        ties = np.flatnonzero(((d <= kth[:, None]).sum(axis=1) > kk) & np.isfinite(kth))
+        ties = np.flatnonzero((nxt == kth) & np.isfinite(kth))
     else:
         part = np.broadcast_to(np.arange(m), (b, m))
         ties = np.zeros(0, dtype=np.int64)
