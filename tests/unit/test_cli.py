@@ -44,4 +44,5 @@ def test_demo_prints_pairs_and_searches_in_both_hosts(
     out = capsys.readouterr().out
     assert "the 2 most similar pairs" in out
     assert "2. DuckDB: semantic search for 'food'" in out
+    assert "the same through a vector index" in out
     assert "3. Polars" in out
