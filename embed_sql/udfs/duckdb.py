@@ -310,6 +310,21 @@ def _read_table(con: duckdb.DuckDBPyConnection, table: str, column: str, key: st
     return pa.table({"id": data.column("id"), "v": fixed})
 
 
+def _read_named(
+    con: duckdb.DuckDBPyConnection,
+    tables: pa.ChunkedArray,
+    columns: pa.ChunkedArray,
+    keys: pa.ChunkedArray,
+) -> pa.Table:
+    """Read the table, vector column and key column a table-function UDF was given."""
+    return _read_table(
+        con,
+        str(_constant(tables, "the table")),
+        str(_constant(columns, "vec")),
+        str(_constant(keys, "key")),
+    )
+
+
 def _make_dedup(con: duckdb.DuckDBPyConnection) -> object:
     from embed_sql.vectors.cluster import dedup
 
@@ -320,12 +335,7 @@ def _make_dedup(con: duckdb.DuckDBPyConnection) -> object:
         thresholds: pa.ChunkedArray,
         metrics: pa.ChunkedArray,
     ) -> pa.Array:
-        table = _read_table(
-            con,
-            str(_constant(tables, "the table")),
-            str(_constant(columns, "vec")),
-            str(_constant(keys, "key")),
-        )
+        table = _read_named(con, tables, columns, keys)
         flags = dedup(
             table,
             float(_constant(thresholds, "threshold")),  # type: ignore[arg-type]
@@ -357,12 +367,7 @@ def _make_cluster(con: duckdb.DuckDBPyConnection) -> object:
         metrics: pa.ChunkedArray,
         seeds: pa.ChunkedArray,
     ) -> pa.Array:
-        table = _read_table(
-            con,
-            str(_constant(tables, "the table")),
-            str(_constant(columns, "vec")),
-            str(_constant(keys, "key")),
-        )
+        table = _read_named(con, tables, columns, keys)
         k, threshold = _constant(ks, "k"), _constant(thresholds, "threshold")
         res = cluster(
             table,

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
-from embed_sql.vectors.index import VectorIndex, as_matrix
+from embed_sql.vectors.index import SearchResult, VectorIndex, as_matrix
 from embed_sql.vectors.metrics import Metric
 
 __all__ = ["knn_join", "range_join", "recall", "self_knn_join", "self_range_join"]
@@ -135,8 +135,7 @@ def knn_join(
     index = index_for(
         right, on=right_on, key=right_key, metric=metric, exact=exact, threads=threads
     )
-    if not isinstance(right, VectorIndex) or right.model_key:
-        _check_models(_model_key(left, left_on), index.model_key)
+    _check_models(_model_key(left, left_on), index.model_key)
     allowed = None
     if where is not None:
         allowed = np.asarray(where, dtype=bool)
@@ -144,20 +143,41 @@ def knn_join(
     out: list[pa.RecordBatch] = []
     for vectors, keys in _batches(left, left_on, left_key):
         res = index.search(vectors, k, allowed=allowed, threads=threads)
-        hit = res.labels >= 0
-        rows, cols = np.nonzero(hit)
-        out.append(
-            pa.record_batch(
-                [
-                    keys.take(pa.array(rows)),
-                    index.key_of(res.labels[rows, cols]),
-                    pa.array(res.distances[rows, cols], pa.float32()),
-                    pa.array(cols + 1, pa.int32()),
-                ],
-                names=[lname, rname, "distance", "rank"],
-            )
-        )
+        rows, cols = np.nonzero(res.labels >= 0)
+        out.append(_knn_batch(keys, index, res, rows, cols, cols + 1, [lname, rname]))
     return _table(out, [lname, rname, "distance", "rank"], left, left_key, index)
+
+
+def _knn_batch(
+    keys: pa.Array,
+    index: VectorIndex,
+    res: SearchResult,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    ranks: np.ndarray,
+    names: list[str],
+) -> pa.RecordBatch:
+    """One batch of k-NN result rows: left key, right key, distance, rank."""
+    return pa.record_batch(
+        [
+            keys.take(pa.array(rows)),
+            index.key_of(res.labels[rows, cols]),
+            pa.array(res.distances[rows, cols], pa.float32()),
+            pa.array(ranks, pa.int32()),
+        ],
+        names=[*names, "distance", "rank"],
+    )
+
+
+def _own_labels(vectors: pa.Array, start: int) -> tuple[np.ndarray, int]:
+    """Row labels of a batch of an index built from this same table (-1 for NULL rows).
+
+    Labels follow insertion order and skip NULL vectors; returns them and the next label.
+    """
+    valid = np.asarray(vectors.is_valid(), dtype=bool)
+    own = np.full(len(vectors), -1, dtype=np.int64)
+    own[valid] = np.arange(start, start + valid.sum())
+    return own, start + int(valid.sum())
 
 
 def _table(
@@ -195,26 +215,13 @@ def self_knn_join(
     out: list[pa.RecordBatch] = []
     label = 0
     for vectors, keys in _batches(table, on, key):
-        valid = np.asarray(vectors.is_valid(), dtype=bool)
-        own = np.full(len(vectors), -1, dtype=np.int64)
-        own[valid] = np.arange(label, label + valid.sum())  # labels follow insertion order
-        label += int(valid.sum())
+        own, label = _own_labels(vectors, label)
         res = index.search(vectors, k + 1, threads=threads)
         hit = (res.labels >= 0) & (res.labels != own[:, None])
         ranks = np.cumsum(hit, axis=1)
         hit &= ranks <= k
         rows, cols = np.nonzero(hit)
-        out.append(
-            pa.record_batch(
-                [
-                    keys.take(pa.array(rows)),
-                    index.key_of(res.labels[rows, cols]),
-                    pa.array(res.distances[rows, cols], pa.float32()),
-                    pa.array(ranks[rows, cols], pa.int32()),
-                ],
-                names=[lname, rname, "distance", "rank"],
-            )
-        )
+        out.append(_knn_batch(keys, index, res, rows, cols, ranks[rows, cols], [lname, rname]))
     return _table(out, [lname, rname, "distance", "rank"], table, key, index)
 
 
@@ -276,10 +283,7 @@ def self_range_join(
     firsts, seconds, dists = [], [], []
     label = 0
     for vectors, _ in _batches(table, on, key):
-        valid = np.asarray(vectors.is_valid(), dtype=bool)
-        own = np.full(len(vectors), -1, dtype=np.int64)
-        own[valid] = np.arange(label, label + valid.sum())
-        label += int(valid.sum())
+        own, label = _own_labels(vectors, label)
         qrows, labels, dist = index.range_search(vectors, threshold, threads=threads)
         a = own[qrows]
         keep = labels > a  # each unordered pair once, never a row with itself
