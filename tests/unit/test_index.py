@@ -123,6 +123,8 @@ def test_add_then_remove(exact: bool) -> None:
     assert 5 not in found
     assert 150 not in found
     assert len(idx) == 198
+    with pytest.raises(InputTypeError, match="index whose keys are int64; pass int64"):
+        idx.remove(["five"])
 
 
 @pytest.mark.parametrize("exact", [True, False])
