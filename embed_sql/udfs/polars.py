@@ -19,7 +19,7 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import InputTypeError, MissingDependencyError
+from embed_sql.exceptions import InputTypeError, InvalidParameterError, MissingDependencyError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
@@ -134,6 +134,66 @@ class EmbedExpr:
             return pl.Series(s.name, out, dtype=pl.String)
 
         return self._expr.map_batches(clean_batch, return_dtype=pl.String, is_elementwise=True)
+
+    def outlier_score(
+        self, reference: object, *, k: int = 5, column: str = "v", metric: str = "cos"
+    ) -> pl.Expr:
+        """Novelty score of a vector column: distance to the ``k``-th nearest reference vector.
+
+        ``reference`` is a :class:`~embed_sql.vectors.VectorIndex`, an
+        :class:`~embed_sql.pipelines.outliers.OutlierScorer`, a DataFrame (``column`` holds
+        its vectors), a Series or a numpy matrix; it is indexed once, here. Null gives null.
+        See :mod:`embed_sql.pipelines.outliers`.
+        """
+        from embed_sql.pipelines.outliers import OutlierScorer, kth_distance, reference_index
+
+        if isinstance(reference, OutlierScorer):
+            index = reference.index
+        else:
+            ref = reference.to_arrow() if isinstance(reference, pl.Series) else reference
+            index = reference_index(ref, column, metric)
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= len(index):
+            msg = (
+                f"k={k!r} must be a positive integer no larger than the {len(index)} reference rows"
+            )
+            raise InvalidParameterError(msg)
+
+        def score_batch(s: pl.Series) -> pl.Series:
+            out = kth_distance(index, vectors_to_numpy(s), k)
+            return pl.Series(s.name, out, dtype=pl.Float32).fill_nan(None)
+
+        return self._expr.map_batches(score_batch, return_dtype=pl.Float32, is_elementwise=True)
+
+    def is_outlier(
+        self,
+        reference: object,
+        *,
+        k: int = 5,
+        quantile: float = 0.99,
+        column: str = "v",
+        metric: str = "cos",
+    ) -> pl.Expr:
+        """Flag rows whose outlier score exceeds the threshold calibrated on the reference.
+
+        The threshold is the ``quantile`` of the reference's own leave-one-out scores; null
+        gives null.
+
+        ``reference`` as in :meth:`outlier_score`; an ``OutlierScorer`` brings its own ``k``
+        and threshold.
+        """
+        from embed_sql.pipelines.outliers import OutlierScorer
+
+        if not isinstance(reference, OutlierScorer):
+            ref = reference.to_arrow() if isinstance(reference, pl.Series) else reference
+            reference = OutlierScorer(ref, k=k, quantile=quantile, column=column, metric=metric)
+        scorer: OutlierScorer = reference  # type: ignore[assignment]
+
+        def flag_batch(s: pl.Series) -> pl.Series:
+            out = scorer.score(vectors_to_numpy(s))
+            flags = pa.array(out > scorer.threshold, pa.bool_(), mask=np.isnan(out))
+            return pl.Series(s.name, flags, dtype=pl.Boolean)
+
+        return self._expr.map_batches(flag_batch, return_dtype=pl.Boolean, is_elementwise=True)
 
 
 def _arrow(df: pl.DataFrame, columns: list[str]) -> pa.Table:

@@ -11,7 +11,15 @@ import pyarrow as pa
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError
 
-__all__ = ["from_numpy", "to_numpy", "vector_dim"]
+__all__ = ["MODEL_KEY", "from_numpy", "model_key", "to_numpy", "vector_dim"]
+
+MODEL_KEY = b"embed_sql.model_key"
+
+
+def model_key(field: pa.Field) -> str | None:
+    """Return the content key of the model that made a vector field, if its metadata has it."""
+    value = (field.metadata or {}).get(MODEL_KEY)
+    return value.decode() if value else None
 
 
 def vector_dim(dtype: pa.DataType) -> int:

@@ -21,13 +21,13 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.vectors.arrow import model_key
 from embed_sql.vectors.index import SearchResult, VectorIndex, as_matrix
 from embed_sql.vectors.metrics import Metric
 
 __all__ = ["knn_join", "range_join", "recall", "self_knn_join", "self_range_join"]
 
 _BATCH = 4096
-_MODEL_KEY = b"embed_sql.model_key"
 
 
 def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
@@ -39,9 +39,7 @@ def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
 
 def _model_key(table: pa.Table, column: str) -> str | None:
     _column(table, column, "vector")
-    meta = table.schema.field(column).metadata or {}
-    value = meta.get(_MODEL_KEY)
-    return value.decode() if value else None
+    return model_key(table.schema.field(column))
 
 
 def _check_models(left: str | None, right: str | None) -> None:

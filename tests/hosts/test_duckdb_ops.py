@@ -12,6 +12,7 @@ import pytest
 
 import embed_sql
 from embed_sql.exceptions import InvalidParameterError
+from embed_sql.pipelines import drift, outliers
 from embed_sql.udfs.duckdb import create_index, drop_index, load_index
 from embed_sql.vectors import VectorIndex, from_numpy
 from tests.unit.test_index import clustered
@@ -169,3 +170,98 @@ def test_embed_clean_and_embed_chunks_in_sql(
 
     py = chunk([body], max_tokens=12, overlap=2, model=str(tiny_source))
     assert [c[2] for c in long] == py.column("text").to_pylist()
+
+
+def _vector_table(con: duckdb.DuckDBPyConnection, name: str, x: np.ndarray) -> None:
+    data = pa.table({"id": np.arange(len(x)), "v": from_numpy(x)})  # noqa: F841 - read by SQL
+    con.execute(f"CREATE TABLE {name} AS SELECT id, v::FLOAT[{x.shape[1]}] AS v FROM data")
+
+
+def test_embed_drift_gives_one_row_per_test_and_the_verdict(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    x = clustered(900, dim=16)
+    _vector_table(con, "ref", x[:300])
+    _vector_table(con, "same", x[300:600])
+    _vector_table(con, "moved", x[600:] + 0.8)
+    moved = rows(con, "SELECT test, drift FROM embed_drift('ref', 'moved', 'v')")
+    assert [t for t, _ in moved] == [*drift.TESTS, "overall"]
+    assert moved[-1] == ("overall", True)
+    same = rows(con, "FROM embed_drift('ref', 'same', seed := 1)")
+    assert same[-1][0] == "overall"
+    assert same[-1][-1] == "no drift"
+    report = drift.check(x[:300], x[300:600], seed=1)
+    assert [r[1] for r in same[:-1]] == pytest.approx([t.statistic for t in report.tests])
+
+
+def test_embed_drift_embeds_a_text_column(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE notes AS SELECT 'note number ' || i AS body FROM range(60) r(i)")
+    out = rows(con, "SELECT test, drift FROM embed_drift('notes', 'notes', vec := 'body')")
+    assert out[-1] == ("overall", False)
+
+
+def test_embed_drift_errors_name_the_problem(con: duckdb.DuckDBPyConnection) -> None:
+    _vector_table(con, "ref", clustered(40, dim=16))
+    with pytest.raises(duckdb.InvalidInputException, match="type int64; a drift check needs"):
+        rows(con, "FROM embed_drift('ref', 'ref', vec := 'id')")
+    con.execute("CREATE TABLE empty AS SELECT * FROM ref LIMIT 0")
+    with pytest.raises(duckdb.InvalidInputException, match="current sample has no"):
+        rows(con, "FROM embed_drift('ref', 'empty')")
+    with pytest.raises(duckdb.InvalidInputException, match="Table with name nope does not exist"):
+        rows(con, "FROM embed_drift('ref', 'nope')")
+
+
+def test_outlier_score_and_flag_from_sql(con: duckdb.DuckDBPyConnection) -> None:
+    x = clustered(1000, dim=16)
+    _vector_table(con, "ref", x[:900])
+    _vector_table(con, "cur", np.vstack([x[900:], x[900:910] + 10]))
+    create_index(con, "ref_index", "ref", exact=True, metric="l2")
+    got = rows(
+        con,
+        "SELECT embed_outlier_score(v, 'ref_index'), embed_outlier_score(v, 'ref_index', k := 1),"
+        " embed_is_outlier(v, 'ref_index') FROM cur ORDER BY id",
+    )
+    scorer = outliers.OutlierScorer(x[:900], k=5, metric="l2")
+    cur = np.vstack([x[900:], x[900:910] + 10])
+    np.testing.assert_allclose([r[0] for r in got], scorer.score(cur), rtol=1e-5)
+    np.testing.assert_allclose([r[1] for r in got], kth_distance_1(x[:900], cur), rtol=1e-5)
+    assert [r[2] for r in got] == scorer.is_outlier(cur).tolist()
+    assert all(r[2] for r in got[100:])
+    (t,) = rows(con, "SELECT embed_outlier_threshold('ref_index', quantile := 0.99)")[0]
+    assert t == pytest.approx(scorer.threshold, rel=1e-5)
+    assert rows(con, "SELECT embed_outlier_score(NULL::FLOAT[16], 'ref_index')") == [(None,)]
+    with pytest.raises(duckdb.InvalidInputException, match="k=0 must be a positive"):
+        rows(con, "SELECT embed_outlier_score(v, 'ref_index', k := 0) FROM cur")
+    with pytest.raises(duckdb.InvalidInputException, match="no vector index named 'other'"):
+        rows(con, "SELECT embed_outlier_score(v, 'other') FROM cur")
+
+
+def kth_distance_1(ref: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return np.sqrt(((q[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min(axis=1)
+
+
+def test_knn_join_filters_by_an_allowed_key_table_before_the_top_k(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    x = clustered(2000, dim=16)
+    _vector_table(con, "many", x)
+    con.execute("CREATE VIEW evens AS SELECT id AS doc FROM many WHERE id % 50 = 0")
+    create_index(con, "many_index", "many")
+    got = rows(
+        con,
+        "FROM knn_join('many', 'many_index', k := 5, allowed := 'evens', allowed_key := 'doc')"
+        " WHERE left_key < 20",
+    )
+    table = pa.table({"id": np.arange(2000), "v": from_numpy(x)})
+    want = embed_sql.vectors.knn_join(
+        table.slice(0, 20), table, 5, where=np.arange(2000) % 50 == 0, exact=True
+    )
+    assert [(a, b, r) for a, b, _, r in got] == list(
+        zip(*(want.column(c).to_pylist() for c in ("left_id", "right_id", "rank")), strict=True)
+    )
+    assert all(b % 50 == 0 for _, b, _, _ in got)
+    unfiltered = rows(con, "SELECT count(*) FROM knn_join('many', 'many_index', k := 5)")
+    assert unfiltered == [(10_000,)]
+    con.execute("CREATE VIEW names AS SELECT 'x' || id AS doc FROM many")
+    with pytest.raises(duckdb.InvalidInputException, match="index whose keys are int64"):
+        rows(con, "FROM knn_join('many', 'many_index', allowed := 'names', allowed_key := 'doc')")

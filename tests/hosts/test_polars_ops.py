@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import embed_sql.polars  # noqa: F401 - registers the namespaces
-from embed_sql.exceptions import InputTypeError, ModelNotFoundError
+from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelNotFoundError
 from tests.unit.test_index import clustered
 
 
@@ -92,3 +92,58 @@ def test_clean_expression_and_chunk_frame(tiny_source: Path) -> None:
     assert pieces["tokens"].max() <= 10
     with pytest.raises(InputTypeError, match="cannot clean column 'id'"):
         pl.DataFrame({"id": [1]}).select(pl.col("id").embed.clean())
+
+
+def test_drift_check_takes_polars_frames_eager_and_lazy() -> None:
+    from embed_sql.pipelines import drift
+
+    x = clustered(900, dim=16)
+
+    def frame_of(rows: np.ndarray) -> pl.DataFrame:
+        return pl.DataFrame({"v": rows}, schema_overrides={"v": pl.Array(pl.Float32, 16)})
+
+    ref, same, moved = frame_of(x[:300]), frame_of(x[300:600]), frame_of(x[600:] + 0.8)
+    assert drift.check(ref, same, "v").verdict == "no drift"
+    assert drift.check(ref.lazy(), moved.lazy(), "v").verdict == "drift"
+    assert drift.check(ref, same, "v").to_dict() == drift.check(x[:300], x[300:600]).to_dict()
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_outlier_score_and_flag_expressions(lazy: bool) -> None:
+    from embed_sql.pipelines.outliers import OutlierScorer
+
+    x = clustered(1000, dim=16)
+    ref = pl.DataFrame({"v": x[:900]}, schema_overrides={"v": pl.Array(pl.Float32, 16)})
+    cur_rows = np.vstack([x[900:], x[900:905] + 10])
+    cur = pl.DataFrame({"v": cur_rows}, schema_overrides={"v": pl.Array(pl.Float32, 16)})
+    cur = cur.with_row_index().with_columns(
+        pl.when(pl.col("index") == 3).then(None).otherwise(pl.col("v")).alias("v")
+    )
+    frame = cur.lazy() if lazy else cur
+    out = frame.with_columns(
+        score=pl.col("v").embed.outlier_score(ref, metric="l2"),
+        flag=pl.col("v").embed.is_outlier(ref["v"], metric="l2"),
+    )
+    got = out.collect(engine="streaming") if isinstance(out, pl.LazyFrame) else out
+    assert got.schema["score"] == pl.Float32
+    assert got.schema["flag"] == pl.Boolean
+    scorer = OutlierScorer(x[:900], metric="l2")
+    want = scorer.score(cur_rows)
+    want[3] = np.nan
+    np.testing.assert_allclose(got["score"].fill_null(np.nan).to_numpy(), want, rtol=1e-5)
+    assert got["flag"][3] is None
+    assert got["flag"][100:].to_list() == [True] * 5
+    assert got["flag"].drop_nulls().sum() == int(scorer.is_outlier(cur_rows).sum()) - int(
+        scorer.is_outlier(cur_rows[3:4])[0]
+    )
+
+
+def test_outlier_expression_errors_name_the_problem() -> None:
+    ref = pl.DataFrame({"v": clustered(10, dim=4)}, schema_overrides={"v": pl.Array(pl.Float32, 4)})
+    with pytest.raises(InvalidParameterError, match="k=20 must be a positive integer no larger"):
+        pl.col("v").embed.outlier_score(ref, k=20)
+    with pytest.raises(InputTypeError, match="no column 'emb'"):
+        pl.col("v").embed.outlier_score(ref, column="emb")
+    texts = pl.DataFrame({"v": ["a", "b"]})
+    with pytest.raises(InputTypeError, match=r"expected a pl\.Array"):
+        texts.select(pl.col("v").embed.outlier_score(ref, k=2))

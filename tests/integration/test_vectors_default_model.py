@@ -10,26 +10,9 @@ import pyarrow as pa
 import pytest
 
 import embed_sql.polars  # noqa: F401
-from embed_sql.models.encoder import shared_encoder
 from embed_sql.vectors import VectorIndex, cluster, dedup, recall
-from tests.corpus import bbc_articles
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def news() -> pa.Table:
-    articles = bbc_articles()
-    encoder = shared_encoder()
-    texts = [f"{title}. {body[:200]}" for _, title, body in articles]
-    return pa.table(
-        {
-            "id": pa.array(range(len(articles)), pa.int64()),
-            "topic": [t for t, _, _ in articles],
-            "text": texts,
-            "v": encoder.encode(texts),
-        }
-    )
 
 
 def test_hnsw_recall_on_real_embeddings(news: pa.Table) -> None:

@@ -46,3 +46,67 @@ def test_demo_prints_pairs_and_searches_in_both_hosts(
     assert "2. DuckDB: semantic search for 'food'" in out
     assert "the same through a vector index" in out
     assert "3. Polars" in out
+
+
+def _vectors_parquet(path: Path, x: object) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from embed_sql.vectors import from_numpy
+
+    pq.write_table(pa.table({"id": range(len(x)), "v": from_numpy(x)}), path)  # type: ignore[arg-type]
+    return path
+
+
+def test_drift_on_vector_files_writes_json_and_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.test_index import clustered
+
+    x = clustered(600, dim=16)
+    ref = _vectors_parquet(tmp_path / "ref.parquet", x[:300])
+    cur = _vectors_parquet(tmp_path / "cur.parquet", x[300:] + 0.8)
+    report_json, report_html = tmp_path / "r.json", tmp_path / "r.html"
+    args = ["drift", str(ref), str(cur), "--column", "v", "--json", str(report_json)]
+    assert main([*args, "--html", str(report_html)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("drift check: drift")
+    assert json.loads(report_json.read_text())["verdict"] == "drift"
+    page = report_html.read_text()
+    assert "<table>" in page
+    assert "data:image/png;base64," in page
+    assert main([*args, "--fail-on-drift"]) == 1
+    assert main(["drift", str(ref), str(ref), "--column", "v", "--fail-on-drift"]) == 0
+
+
+def test_drift_embeds_a_text_column_and_samples_large_files(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.corpus import sentences
+
+    texts = sentences(5, 40)[:400]
+    pq.write_table(pa.table({"text": texts[:200]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"text": texts[200:]}), tmp_path / "b.parquet")
+    args = [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"), "--column", "text"]
+    assert main(["drift", *args, "--model", str(tiny_source), "--max-rows", "150"]) == 0
+    out = capsys.readouterr().out
+    assert "reference 150 rows, current 150 rows, dim 32" in out
+    assert "a random sample of 150 of its 200 rows was used" in out
+
+
+def test_drift_errors_exit_2_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    ref = _vectors_parquet(tmp_path / "ref.parquet", np.ones((40, 4), np.float32))
+    assert main(["drift", str(ref), str(ref), "--column", "text"]) == 2
+    assert "has no column 'text'; its columns are ['id', 'v']" in capsys.readouterr().err
+    assert main(["drift", str(ref), str(ref), "--column", "id"]) == 2
+    assert "give a text column" in capsys.readouterr().err
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    assert main(["drift", str(tmp_path / "bad.parquet"), str(ref), "--column", "v"]) == 2
+    assert "cannot read" in capsys.readouterr().err
