@@ -78,7 +78,10 @@ elif engine == "duckdb":
     import duckdb, embed_sql
     con = duckdb.connect()
     embed_sql.register(con, progress=False)
-    con.execute(f"COPY (SELECT id, embed(s) AS v FROM read_parquet('{src}')) TO '{dst}'").fetchall()
+    # without these DuckDB buffers the whole result to keep row order (memory grows with rows)
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    sql = f"COPY (SELECT id, embed(s) AS v FROM read_parquet('{src}')) TO '{dst}'"
+    con.execute(sql + " (FORMAT parquet, ROW_GROUP_SIZE 10000)").fetchall()
     con.close()
 else:
     import polars as pl, embed_sql.polars

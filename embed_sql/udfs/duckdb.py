@@ -301,7 +301,8 @@ def _make_knn_where(con: duckdb.DuckDBPyConnection, indexes: dict[str, VectorInd
         table = _constant(tables, "allowed")
         allowed = None
         if table is not None:  # keys outside the allowed table are filtered before the top-k
-            allowed = _allowed_labels(con, index, str(table), str(_constant(columns, "allowed_key")))
+            column = str(_constant(columns, "allowed_key"))
+            allowed = _allowed_labels(con, index, str(table), column)
         valid = np.asarray(pc.is_valid(vectors), dtype=bool)
         res = index.search(_matrix(vectors.filter(pa.array(valid)), index.dim), k, allowed=allowed)
         rows, cols = np.nonzero(res.labels >= 0)
