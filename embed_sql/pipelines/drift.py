@@ -53,7 +53,7 @@ from embed_sql.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
 )
-from embed_sql.vectors.arrow import model_key, to_numpy
+from embed_sql.vectors.arrow import to_numpy, vector_input
 
 __all__ = ["TESTS", "DriftCheck", "DriftReport", "DriftTest", "check", "read_sample"]
 
@@ -242,28 +242,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 def _as_vectors(data: object, column: str, side: str) -> tuple[np.ndarray, int, str | None]:
     """Return (matrix without NULL rows, NULL count, model key) for one side."""
-    key = None
-    if hasattr(data, "collect") and not isinstance(data, pa.Table):  # a LazyFrame
-        data = data.collect()  # type: ignore[attr-defined]
-    if isinstance(data, np.ndarray):
-        mat = np.asarray(data, dtype=np.float32)
+    vectors, key = vector_input(data, column, side)
+    if isinstance(vectors, np.ndarray):
+        mat = np.asarray(vectors, dtype=np.float32)
     else:
-        if not isinstance(data, pa.Table | pa.Array | pa.ChunkedArray):
-            try:
-                data = pa.table(data)  # Polars, pandas and any Arrow stream
-            except (TypeError, ValueError, pa.ArrowException) as exc:
-                msg = (
-                    f"{side} must be an Arrow table or array, a Polars or pandas frame or a "
-                    f"numpy matrix; got {type(data).__name__}"
-                )
-                raise InputTypeError(msg) from exc
-        if isinstance(data, pa.Table):
-            if column not in data.column_names:
-                msg = f"{side} has no column {column!r}; its columns are {data.column_names}"
-                raise InputTypeError(msg)
-            key = model_key(data.schema.field(column))
-            data = data.column(column)
-        mat = to_numpy(data)
+        mat = to_numpy(vectors)
     if mat.ndim != 2:
         msg = f"{side} vectors must form a (rows, dim) matrix, got shape {mat.shape}"
         raise DimensionMismatchError(msg)

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import InputTypeError, InvalidParameterError
+from embed_sql.vectors.arrow import vector_input
 from embed_sql.vectors.index import VectorIndex, as_matrix
 from embed_sql.vectors.metrics import Metric
 
@@ -37,23 +38,8 @@ def reference_index(
     """Return ``reference`` if it is an index, else an index over its non-NULL vectors."""
     if isinstance(reference, VectorIndex):
         return reference
-    if hasattr(reference, "collect") and not isinstance(reference, pa.Table):
-        reference = reference.collect()  # type: ignore[attr-defined]
-    if not isinstance(reference, pa.Table | pa.Array | pa.ChunkedArray | np.ndarray):
-        try:
-            reference = pa.table(reference)  # Polars, pandas and any Arrow stream
-        except (TypeError, ValueError, pa.ArrowException) as exc:
-            msg = (
-                "reference must be a VectorIndex, an Arrow table or array, a Polars or pandas "
-                f"frame or a numpy matrix; got {type(reference).__name__}"
-            )
-            raise InputTypeError(msg) from exc
-    if isinstance(reference, pa.Table):
-        if column not in reference.column_names:
-            msg = f"reference has no column {column!r}; its columns are {reference.column_names}"
-            raise InputTypeError(msg)
-        reference = reference.column(column)
-    mat, valid = as_matrix(reference, None)
+    vectors, _ = vector_input(reference, column, "reference")
+    mat, valid = as_matrix(vectors, None)
     mat = mat[valid]
     use_exact = len(mat) <= _EXACT_UP_TO if exact is None else exact
     return VectorIndex.build(mat, np.arange(len(mat)), metric=metric, exact=use_exact)

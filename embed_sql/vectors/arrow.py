@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError
 
-__all__ = ["MODEL_KEY", "from_numpy", "model_key", "to_numpy", "vector_dim"]
+__all__ = ["MODEL_KEY", "from_numpy", "model_key", "to_numpy", "vector_dim", "vector_input"]
 
 MODEL_KEY = b"embed_sql.model_key"
 
@@ -83,3 +83,31 @@ def from_numpy(mat: np.ndarray, *, valid: np.ndarray | None = None) -> pa.FixedS
         mask = pa.array(~valid)
     values = pa.array(mat.reshape(-1), type=pa.float32())
     return pa.FixedSizeListArray.from_arrays(values, mat.shape[1], mask=mask)
+
+
+def vector_input(
+    data: object, column: str = "v", what: str = "input"
+) -> tuple[pa.Array | pa.ChunkedArray | np.ndarray, str | None]:
+    """Return the vectors of ``data`` and the key of the model that made them (or None).
+
+    ``data`` is an Arrow table (``column`` picks the vectors), an Arrow vector array, a numpy
+    ``(rows, dim)`` matrix, or anything ``pa.table()`` reads (Polars and pandas frames, Arrow
+    streams); a Polars LazyFrame is collected. ``what`` names the argument in errors.
+    """
+    if hasattr(data, "collect") and not isinstance(data, pa.Table):  # a LazyFrame
+        data = data.collect()  # type: ignore[attr-defined]
+    if isinstance(data, np.ndarray | pa.Array | pa.ChunkedArray):
+        return data, None
+    if not isinstance(data, pa.Table):
+        try:
+            data = pa.table(data)
+        except (TypeError, ValueError, pa.ArrowException) as exc:
+            msg = (
+                f"{what} must be an Arrow table or array, a Polars or pandas frame or a numpy "
+                f"matrix; got {type(data).__name__}"
+            )
+            raise InputTypeError(msg) from exc
+    if column not in data.column_names:
+        msg = f"{what} has no column {column!r}; its columns are {data.column_names}"
+        raise InputTypeError(msg)
+    return data.column(column), model_key(data.schema.field(column))
