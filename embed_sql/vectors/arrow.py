@@ -11,7 +11,14 @@ import pyarrow as pa
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError
 
-__all__ = ["MODEL_KEY", "from_numpy", "model_key", "to_numpy", "vector_dim", "vector_input"]
+__all__ = [
+    "MODEL_KEY",
+    "from_numpy",
+    "model_key",
+    "to_numpy",
+    "vector_dim",
+    "vector_input",
+]
 
 MODEL_KEY = b"embed_sql.model_key"
 
@@ -91,11 +98,14 @@ def vector_input(
     """Return the vectors of ``data`` and the key of the model that made them (or None).
 
     ``data`` is an Arrow table (``column`` picks the vectors), an Arrow vector array, a numpy
-    ``(rows, dim)`` matrix, or anything ``pa.table()`` reads (Polars and pandas frames, Arrow
-    streams); a Polars LazyFrame is collected. ``what`` names the argument in errors.
+    ``(rows, dim)`` matrix, a Polars Series, or anything ``pa.table()`` reads (Polars and
+    pandas frames, Arrow streams); a Polars LazyFrame is collected. ``what`` names the
+    argument in errors.
     """
     if hasattr(data, "collect") and not isinstance(data, pa.Table):  # a LazyFrame
         data = data.collect()  # type: ignore[attr-defined]
+    if hasattr(data, "to_arrow") and not hasattr(data, "columns"):  # a Polars Series
+        data = data.to_arrow()  # type: ignore[attr-defined]
     if isinstance(data, np.ndarray | pa.Array | pa.ChunkedArray):
         return data, None
     if not isinstance(data, pa.Table):

@@ -106,6 +106,7 @@ def test_drift_check_takes_polars_frames_eager_and_lazy() -> None:
     assert drift.check(ref, same, "v").verdict == "no drift"
     assert drift.check(ref.lazy(), moved.lazy(), "v").verdict == "drift"
     assert drift.check(ref, same, "v").to_dict() == drift.check(x[:300], x[300:600]).to_dict()
+    assert drift.check(ref["v"], moved["v"]).verdict == "drift"  # Series work too
 
 
 @pytest.mark.parametrize("lazy", [False, True])
