@@ -150,8 +150,7 @@ class EmbedExpr:
         if isinstance(reference, OutlierScorer):
             index = reference.index
         else:
-            ref = reference.to_arrow() if isinstance(reference, pl.Series) else reference
-            index = reference_index(ref, column, metric)
+            index = reference_index(reference, column, metric)
         if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= len(index):
             msg = (
                 f"k={k!r} must be a positive integer no larger than the {len(index)} reference rows"
@@ -184,8 +183,9 @@ class EmbedExpr:
         from embed_sql.pipelines.outliers import OutlierScorer
 
         if not isinstance(reference, OutlierScorer):
-            ref = reference.to_arrow() if isinstance(reference, pl.Series) else reference
-            reference = OutlierScorer(ref, k=k, quantile=quantile, column=column, metric=metric)
+            reference = OutlierScorer(
+                reference, k=k, quantile=quantile, column=column, metric=metric
+            )
         scorer: OutlierScorer = reference  # type: ignore[assignment]
 
         def flag_batch(s: pl.Series) -> pl.Series:
