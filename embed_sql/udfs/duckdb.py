@@ -448,13 +448,25 @@ def _make_cluster(con: duckdb.DuckDBPyConnection) -> object:
     return run
 
 
+_DRIFT_SAMPLE = 50_000  # rows per side: the most any drift test uses (see pipelines.drift)
+
+
 def _read_vectors(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, encoder: TextEncoder
+    con: duckdb.DuckDBPyConnection, table: str, column: str, encoder: TextEncoder, seed: int
 ) -> pa.Table:
-    """Read one vector column (or a text column, embedded with ``encoder``) of a table."""
+    """Read one vector column (or a text column, embedded with ``encoder``) of a table.
+
+    Large tables are reservoir-sampled (seeded) before anything is read or embedded.
+    """
     cursor = con.cursor()  # a UDF must not query its own connection
     try:
-        data = cursor.sql(f"SELECT {quote_ident(column)} AS v FROM {quote_ident(table)}")
+        (rows,) = cursor.sql(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()[0]
+        sample = (
+            f" USING SAMPLE reservoir({_DRIFT_SAMPLE} ROWS) REPEATABLE ({int(seed)})"
+            if rows > _DRIFT_SAMPLE
+            else ""  # small tables in table order, so SQL and Python give the same report
+        )
+        data = cursor.sql(f"SELECT {quote_ident(column)} AS v FROM {quote_ident(table)}{sample}")
         column_data = data.to_arrow_table().column("v")
     finally:
         cursor.close()
@@ -486,12 +498,14 @@ def _make_drift(con: duckdb.DuckDBPyConnection, encoder: TextEncoder) -> object:
         seeds: pa.ChunkedArray,
     ) -> pa.Array:
         column = str(_constant(columns, "vec"))
-        ref = _read_vectors(con, str(_constant(refs, "the reference table")), column, encoder)
-        cur = _read_vectors(con, str(_constant(curs, "the current table")), column, encoder)
+        seed = int(_constant(seeds, "seed"))  # type: ignore[arg-type]
+        ref_name, cur_name = (str(_constant(t, "the table")) for t in (refs, curs))
+        ref = _read_vectors(con, ref_name, column, encoder, seed)
+        cur = _read_vectors(con, cur_name, column, encoder, seed)
         report = DriftCheck(
             ref,
             min_votes=int(_constant(votes, "min_votes")),  # type: ignore[arg-type]
-            seed=int(_constant(seeds, "seed")),  # type: ignore[arg-type]
+            seed=seed,
         ).check(cur)
         rows = report.to_arrow()
         children = pa.StructArray.from_arrays(
