@@ -260,6 +260,19 @@ def _sample(x: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
     return x[np.sort(rng.choice(len(x), cap, replace=False))]
 
 
+def _memberships(total: int, n: int, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """Return 0/1 rows marking which rows belong to the first sample.
+
+    Row 0 is the real split (the first ``n`` of ``total``), then one random relabelling per
+    permutation.
+    """
+    labels = np.zeros((permutations + 1, total))
+    labels[0, :n] = 1.0
+    for j in range(1, permutations + 1):
+        labels[j, rng.permutation(total)[:n]] = 1.0
+    return labels
+
+
 def _perm_p(observed: float, null: np.ndarray) -> float:
     return float((1 + np.count_nonzero(null >= observed - 1e-12)) / (1 + len(null)))
 
@@ -449,10 +462,7 @@ class DriftCheck:
         kern = np.exp(-d2 / bandwidth)
         np.fill_diagonal(kern, 0.0)
         n, m = len(a), len(b)
-        labels = np.zeros((len(z), self.mmd_permutations + 1))
-        labels[:n, 0] = 1.0
-        for j in range(1, self.mmd_permutations + 1):
-            labels[rng.permutation(len(z))[:n], j] = 1.0
+        labels = _memberships(len(z), n, self.mmd_permutations, rng).T
         row, total = kern.sum(axis=1), kern.sum()
         kz = kern @ labels
         s_xx = (labels * kz).sum(axis=0)
@@ -477,10 +487,7 @@ class DriftCheck:
         b = _sample(cur, self.max_rows_centroid, rng).astype(np.float64)
         z = np.vstack([a, b])
         n = len(a)
-        labels = np.zeros((self.permutations + 1, len(z)))
-        labels[0, :n] = 1.0
-        for j in range(1, self.permutations + 1):
-            labels[j, rng.permutation(len(z))[:n]] = 1.0
+        labels = _memberships(len(z), n, self.permutations, rng)
         sums = labels @ z
         mean_a = sums / n
         mean_b = (z.sum(axis=0) - sums) / len(b)

@@ -135,10 +135,12 @@ class OutlierScorer:
 
     def p_value(self, vectors: object) -> np.ndarray:
         """Conformal p-value: share of reference scores at least as large; NaN for NULL."""
-        s = self.score(vectors)
+        return self._p_of(self.score(vectors))
+
+    def _p_of(self, scores: np.ndarray) -> np.ndarray:
         ref = self.reference_scores
-        above = len(ref) - np.searchsorted(ref, s, side="left")
-        return np.where(np.isnan(s), np.nan, (1 + above) / (1 + len(ref)))
+        above = len(ref) - np.searchsorted(ref, scores, side="left")
+        return np.where(np.isnan(scores), np.nan, (1 + above) / (1 + len(ref)))
 
     def is_outlier(self, vectors: object) -> np.ndarray:
         """Flag rows whose score exceeds the calibrated threshold (False for NULL rows)."""
@@ -148,12 +150,10 @@ class OutlierScorer:
         """``outlier_score`` (float32), ``outlier_p`` and ``is_outlier``; NULL for NULL rows."""
         s = self.score(vectors)
         null = np.isnan(s)
-        ref = self.reference_scores
-        p = (1 + len(ref) - np.searchsorted(ref, s, side="left")) / (1 + len(ref))
         return pa.table(
             {
                 "outlier_score": pa.array(s, pa.float32(), mask=null),
-                "outlier_p": pa.array(p, pa.float64(), mask=null),
+                "outlier_p": pa.array(self._p_of(s), pa.float64(), mask=null),
                 "is_outlier": pa.array(s > self.threshold, pa.bool_(), mask=null),
             }
         )

@@ -253,21 +253,33 @@ def _lists(counts: np.ndarray, children: pa.StructArray, list_type: pa.DataType)
     return pa.ListArray.from_arrays(pa.array(offsets), children).cast(list_type)
 
 
+def _knn_lists(
+    index: VectorIndex, vectors: pa.ChunkedArray, k: object, allowed: np.ndarray | None = None
+) -> pa.Array:
+    """Search ``index`` for each vector; one ``STRUCT(rank, label, distance)[]`` per row."""
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        msg = f"k={k!r} must be a positive integer"
+        raise InvalidParameterError(msg)
+    valid = np.asarray(pc.is_valid(vectors), dtype=bool)  # NULL vectors: an empty list
+    res = index.search(_matrix(vectors.filter(pa.array(valid)), index.dim), k, allowed=allowed)
+    rows, cols = np.nonzero(res.labels >= 0)
+    children = pa.StructArray.from_arrays(
+        [
+            pa.array(cols + 1, pa.int32()),
+            pa.array(res.labels[rows, cols], pa.int64()),
+            pa.array(res.distances[rows, cols], pa.float32()),
+        ],
+        names=["rank", "label", "distance"],
+    )
+    counts = np.zeros(len(valid), dtype=np.int64)
+    counts[valid] = res.counts
+    return _lists(counts, children, _KNN_TYPE)
+
+
 def _make_knn(indexes: dict[str, VectorIndex]) -> object:
     def knn(vectors: pa.ChunkedArray, names: pa.ChunkedArray, ks: pa.ChunkedArray) -> pa.Array:
         index = _index(indexes, str(_constant(names, "the index name")))
-        k = int(_constant(ks, "k"))  # type: ignore[arg-type]
-        res = index.search(_matrix(vectors, index.dim), k)
-        rows, cols = np.nonzero(res.labels >= 0)
-        children = pa.StructArray.from_arrays(
-            [
-                pa.array(cols + 1, pa.int32()),
-                pa.array(res.labels[rows, cols], pa.int64()),
-                pa.array(res.distances[rows, cols], pa.float32()),
-            ],
-            names=["rank", "label", "distance"],
-        )
-        return _lists(res.counts, children, _KNN_TYPE)
+        return _knn_lists(index, vectors, _constant(ks, "k"))
 
     return knn
 
@@ -294,29 +306,12 @@ def _make_knn_where(con: duckdb.DuckDBPyConnection, indexes: dict[str, VectorInd
         columns: pa.ChunkedArray,
     ) -> pa.Array:
         index = _index(indexes, str(_constant(names, "the index name")))
-        k = _constant(ks, "k")
-        if not isinstance(k, int) or k <= 0:
-            msg = f"k={k!r} must be a positive integer"
-            raise InvalidParameterError(msg)
         table = _constant(tables, "allowed")
         allowed = None
         if table is not None:  # keys outside the allowed table are filtered before the top-k
             column = str(_constant(columns, "allowed_key"))
             allowed = _allowed_labels(con, index, str(table), column)
-        valid = np.asarray(pc.is_valid(vectors), dtype=bool)
-        res = index.search(_matrix(vectors.filter(pa.array(valid)), index.dim), k, allowed=allowed)
-        rows, cols = np.nonzero(res.labels >= 0)
-        children = pa.StructArray.from_arrays(
-            [
-                pa.array(cols + 1, pa.int32()),
-                pa.array(res.labels[rows, cols], pa.int64()),
-                pa.array(res.distances[rows, cols], pa.float32()),
-            ],
-            names=["rank", "label", "distance"],
-        )
-        counts = np.zeros(len(valid), dtype=np.int64)
-        counts[valid] = res.counts
-        return _lists(counts, children, _KNN_TYPE)
+        return _knn_lists(index, vectors, _constant(ks, "k"), allowed)
 
     return knn
 
@@ -362,14 +357,17 @@ def _read_table(con: duckdb.DuckDBPyConnection, table: str, column: str, key: st
         data = cursor.sql(sql).to_arrow_table()
     finally:
         cursor.close()
-    vectors = data.column("v").combine_chunks()
-    lengths = pc.unique(pc.list_value_length(vectors).drop_null())
+    return pa.table({"id": data.column("id"), "v": _fixed(data.column("v"), column, table)})
+
+
+def _fixed(vectors: pa.ChunkedArray, column: str, table: str) -> pa.Array:
+    """Cast a variable-length list column to ``fixed_size_list<float32>[d]``, or refuse."""
+    vectors = vectors.combine_chunks()
+    lengths = pc.unique(pc.list_value_length(vectors).drop_null()).to_pylist()
     if len(lengths) > 1:
-        msg = f"column {column!r} of {table!r} mixes vector lengths {lengths.to_pylist()}"
+        msg = f"column {column!r} of {table!r} mixes vector lengths {lengths}"
         raise DimensionMismatchError(msg)
-    dim = lengths[0].as_py() if len(lengths) else 1
-    fixed = vectors.cast(pa.list_(pa.float32(), dim))
-    return pa.table({"id": data.column("id"), "v": fixed})
+    return vectors.cast(pa.list_(pa.float32(), lengths[0] if lengths else 1))
 
 
 def _read_named(
@@ -475,11 +473,7 @@ def _read_vectors(
     if pa.types.is_fixed_size_list(column_data.type):
         return pa.table({"v": column_data})
     if pa.types.is_list(column_data.type):
-        lengths = pc.unique(pc.list_value_length(column_data).drop_null()).to_pylist()
-        if len(lengths) > 1:
-            msg = f"column {column!r} of {table!r} mixes vector lengths {lengths}"
-            raise DimensionMismatchError(msg)
-        return pa.table({"v": column_data.cast(pa.list_(pa.float32(), lengths[0] or 1))})
+        return pa.table({"v": _fixed(column_data, column, table)})
     msg = (
         f"column {column!r} of {table!r} has type {column_data.type}; a drift check needs a "
         "vector column (FLOAT[d]) or a text column to embed"
