@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pyarrow as pa
 
+from embed_sql import _native
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoadError
 from embed_sql.models import registry
@@ -191,7 +192,7 @@ class TextEncoder:
         return tok
 
     def _make_session(self) -> ort.InferenceSession:
-        import onnxruntime as ort
+        ort = _native.onnxruntime()
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads

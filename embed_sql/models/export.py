@@ -121,6 +121,10 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     """
     _require("onnx")
     import onnx
+
+    from embed_sql import _native
+
+    _native.onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     keep_fp32 = _ffn_down_projections(onnx.load(str(src)))

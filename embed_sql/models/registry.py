@@ -309,10 +309,12 @@ def _onnx_output_dim(onnx_path: Path) -> int | None:
         dims = model.graph.output[0].type.tensor_type.shape.dim
         last = dims[-1].dim_value if dims else 0
         return int(last) or None
-    import onnxruntime as ort
+    from embed_sql import _native
 
     try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        session = _native.onnxruntime().InferenceSession(
+            str(onnx_path), providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:
         msg = f"{onnx_path} is not a readable ONNX model: {exc}"
         raise ModelLoadError(msg) from exc

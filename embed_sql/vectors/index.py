@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embed_sql._native import usearch_index
 from embed_sql.exceptions import (
     DimensionMismatchError,
     EmbedSQLError,
@@ -203,10 +204,10 @@ class VectorIndex:
         self._mmap: mmap.mmap | None = None
 
     def _new_hnsw(self) -> object:
-        from usearch.index import Index
-
         kwargs = {k: v for k, v in self._params.items() if v is not None}
-        return Index(ndim=self.dim, metric=usearch_metric(self.metric), dtype=self.dtype, **kwargs)
+        return usearch_index()(
+            ndim=self.dim, metric=usearch_metric(self.metric), dtype=self.dtype, **kwargs
+        )
 
     # -- building -------------------------------------------------------------------------
     @classmethod
@@ -663,9 +664,7 @@ class VectorIndex:
             mat = np.frombuffer(parts["vectors"], dtype=np.float32).reshape(-1, index.dim)
             index._matrix = mat if view else mat.copy()
         elif view:
-            from usearch.index import Index
-
-            index._hnsw = Index.restore(parts["vectors"], view=True)
+            index._hnsw = usearch_index().restore(parts["vectors"], view=True)
         else:
             index._hnsw.load(bytes(parts["vectors"]))  # type: ignore[union-attr]
         if isinstance(buf, mmap.mmap):
