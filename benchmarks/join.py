@@ -4,8 +4,8 @@ For each data set, every query row is joined to its k nearest document rows. Eng
 
 - numpy: one BLAS matrix product per query block + argpartition (exact; also the truth);
 - embed_sql exact: ``VectorIndex(exact=True)`` (blocked BLAS, ties by key);
-- embed_sql HNSW: ``VectorIndex`` over usearch, default parameters, vectors stored as f32
-  (the default) and as f16;
+- embed_sql HNSW: ``VectorIndex`` over usearch, default parameters: an f16 graph with exact
+  float32 rescoring (the default), an f32 graph, and an f16 graph alone (``rescore=False``);
 - DuckDB vss: duckdb 1.4.4 with the ``duckdb-ext-vss`` package in its own venv
   (``.venv-vss``, made on first run), HNSW index plus the LATERAL top-k join it
   accelerates (``HNSW_INDEX_JOIN``).
@@ -159,8 +159,17 @@ def bench(name: str, docs: np.ndarray, queries: np.ndarray, k: int, skip_vss: bo
     t_b, exact = timed(lambda: VectorIndex.build(docs, ids, exact=True))
     t_j, res = timed(lambda: exact.search(queries, k))
     rows.append(("embed_sql exact", t_b, t_j, recall_at_k(res.labels, truth)))
-    for label, dtype in (("embed_sql HNSW (f32, default)", "f32"), ("embed_sql HNSW (f16)", "f16")):
-        t_b, hnsw = timed(lambda dtype=dtype: VectorIndex.build(docs, ids, dtype=dtype))
+    variants = (
+        ("embed_sql HNSW (f16 + f32 rescore, default)", "f16", True),
+        ("embed_sql HNSW (f32)", "f32", False),
+        ("embed_sql HNSW (f16, rescore=False)", "f16", False),
+    )
+    for label, dtype, rescore in variants:
+        t_b, hnsw = timed(
+            lambda dtype=dtype, rescore=rescore: VectorIndex.build(
+                docs, ids, dtype=dtype, rescore=rescore
+            )
+        )
         t_j, res = timed(lambda hnsw=hnsw: hnsw.search(queries, k))
         rows.append((label, t_b, t_j, recall_at_k(res.labels, truth)))
         del hnsw

@@ -15,6 +15,7 @@ The result is a DuckDB ARRAY, so ``array_cosine_similarity``, ``array_distance``
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import sys
@@ -36,7 +37,14 @@ from embed_sql.exceptions import (
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import TextEncoder, shared_encoder
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
-from embed_sql.udfs.duckdb_sql import MACROS, keys_table, quote_ident
+from embed_sql.udfs.duckdb_sql import (
+    KEYS_CATALOG,
+    check_index_name,
+    keys_schema,
+    keys_table,
+    macros,
+    quote_ident,
+)
 from embed_sql.vectors.index import VectorIndex
 
 if TYPE_CHECKING:
@@ -213,8 +221,19 @@ _CHUNK_TYPE = pa.list_(
 )
 
 
+_TOKENS: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+_NEXT_TOKEN = itertools.count(1)
+
+
 def _indexes(con: object) -> dict[str, VectorIndex]:
     return _STATES.setdefault(con, {})
+
+
+def _token(con: object) -> int:
+    """Return this connection's number: its key tables live in schema ``conn_<n>``."""
+    if con not in _TOKENS:
+        _TOKENS[con] = next(_NEXT_TOKEN)
+    return _TOKENS[con]
 
 
 def _index(indexes: dict[str, VectorIndex], name: str) -> VectorIndex:
@@ -588,6 +607,51 @@ def _make_chunks(encoder: TextEncoder) -> object:
     return run
 
 
+def _make_index_admin(con: duckdb.DuckDBPyConnection) -> tuple[object, object, object]:
+    """Make the UDFs behind ``embed_create_index``, ``embed_load_index``, ``embed_drop_index``."""
+
+    def given(values: pa.ChunkedArray, what: str) -> str:
+        value = _constant(values, what)
+        if value is None:
+            msg = f"{what} is NULL; give a name"
+            raise InvalidParameterError(msg)
+        return str(value)
+
+    def create(
+        names: pa.ChunkedArray,
+        tables: pa.ChunkedArray,
+        columns: pa.ChunkedArray,
+        keys: pa.ChunkedArray,
+        metrics: pa.ChunkedArray,
+        exacts: pa.ChunkedArray,
+        paths: pa.ChunkedArray,
+    ) -> pa.Array:
+        path = _constant(paths, "path")
+        exact = _constant(exacts, "exact")
+        index = _build_named(
+            con,
+            given(names, "the index name"),
+            given(tables, "the table"),
+            column=given(columns, "vec"),
+            key=given(keys, "key"),
+            metric=given(metrics, "metric"),
+            exact=bool(exact),
+            path=None if path is None else str(path),
+        )
+        return pa.array(np.full(len(names), len(index)), pa.int64())
+
+    def load(names: pa.ChunkedArray, paths: pa.ChunkedArray) -> pa.Array:
+        index = VectorIndex.view(given(paths, "path"))
+        _attach(con, given(names, "the index name"), index)
+        return pa.array(np.full(len(names), len(index)), pa.int64())
+
+    def drop(names: pa.ChunkedArray) -> pa.Array:
+        found = drop_index(con, given(names, "the index name"))
+        return pa.array(np.full(len(names), found), pa.bool_())
+
+    return create, load, drop
+
+
 def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | None = None) -> None:
     duckdb = _duckdb()
     from duckdb.sqltypes import BIGINT, DOUBLE, FLOAT, INTEGER, VARCHAR
@@ -616,7 +680,15 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
         }
     )
     encoder = encoder or shared_encoder(DEFAULT_MODEL)
+    create, load, drop = _make_index_admin(con)
     functions = {
+        "embed_sql_create_index": (
+            create,
+            [VARCHAR, VARCHAR, VARCHAR, VARCHAR, VARCHAR, duckdb.sqltypes.BOOLEAN, VARCHAR],  # type: ignore[attr-defined]
+            BIGINT,
+        ),
+        "embed_sql_load_index": (load, [VARCHAR, VARCHAR], BIGINT),
+        "embed_sql_drop_index": (drop, [VARCHAR], duckdb.sqltypes.BOOLEAN),  # type: ignore[attr-defined]
         "embed_clean": (_make_clean(), [VARCHAR], VARCHAR),
         "embed_sql_chunks": (_make_chunks(encoder), [VARCHAR, INTEGER, INTEGER], chunk_t),
         "embed_sql_knn": (_make_knn(indexes), [vec, VARCHAR, INTEGER], knn_t),
@@ -652,7 +724,7 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
     for name, (fn, params, ret) in functions.items():
         with contextlib.suppress(duckdb.InvalidInputException):  # type: ignore[attr-defined]
             con.remove_function(name)
-        special = name in ("embed_sql_cluster", "embed_sql_knn_where")  # NULL parameters
+        special = name in ("embed_sql_cluster", "embed_sql_knn_where", "embed_sql_create_index")
         con.create_function(
             name,
             fn,
@@ -660,10 +732,23 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
             ret,
             type="arrow",  # type: ignore[arg-type]
             null_handling="special" if special else "default",
-            side_effects=name in ("embed_sql_dedup", "embed_sql_cluster", "embed_sql_drift"),
+            side_effects=name in _SIDE_EFFECTS,
         )
-    for macro in MACROS:
+    # key tables: an in-memory database shared with cursors (READ_WRITE: also on read-only files)
+    con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {quote_ident(KEYS_CATALOG)} (READ_WRITE)")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {keys_schema(_token(con))}").fetchall()
+    for macro in macros(_token(con)):
         con.execute(macro).fetchall()
+
+
+_SIDE_EFFECTS = {
+    "embed_sql_dedup",
+    "embed_sql_cluster",
+    "embed_sql_drift",
+    "embed_sql_create_index",
+    "embed_sql_load_index",
+    "embed_sql_drop_index",
+}
 
 
 def create_index(
@@ -675,7 +760,8 @@ def create_index(
     key: str = "id",
     metric: str = "cos",
     exact: bool = False,
-    dtype: str = "f32",
+    dtype: str = "f16",
+    rescore: bool | None = None,
     model: str | None = None,
     path: str | os.PathLike[str] | None = None,
     **hnsw: int,
@@ -688,6 +774,9 @@ def create_index(
         How SQL refers to it: ``knn(v, 'name', k)``, ``FROM knn_join('queries', 'name')``.
     table, column, key
         The table, its vector column (``FLOAT[d]``) and its key column (integer or string).
+    metric, exact, dtype, rescore, hnsw
+        As for :class:`~embed_sql.vectors.VectorIndex`: an f16 graph with exact float32
+        distances by default.
     model
         The model that made the vectors (default: the connection's ``embed`` model), so
         ``semantic_search`` can embed text queries the same way.
@@ -701,6 +790,39 @@ def create_index(
     """
     _check_connection(con)
     _ensure_registered(con)
+    return _build_named(
+        con,
+        name,
+        table,
+        column=column,
+        key=key,
+        metric=metric,
+        exact=exact,
+        dtype=dtype,
+        rescore=rescore,
+        model=model,
+        path=path,
+        **hnsw,
+    )
+
+
+def _build_named(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table: str,
+    *,
+    column: str,
+    key: str,
+    metric: str,
+    exact: bool,
+    dtype: str = "f16",
+    rescore: bool | None = None,
+    model: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    **hnsw: int,
+) -> VectorIndex:
+    """Read ``table``, build the index, save it if asked, and attach it under ``name``."""
+    _index_name(name)
     data = _read_table(con, table, column, key)
     default = _REGISTERED.get(con)
     index = VectorIndex.build(
@@ -709,6 +831,7 @@ def create_index(
         metric=metric,
         exact=exact,
         dtype=dtype,
+        rescore=rescore,
         model=model or (default.name if default else None),
         model_key=shared_encoder(model).key if model else (default.key if default else None),
         **hnsw,
@@ -730,27 +853,38 @@ def load_index(
     return index
 
 
-def drop_index(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Forget a named index and its key table."""
-    _indexes(con).pop(name, None)
-    con.execute(f"DROP TABLE IF EXISTS temp.{quote_ident(keys_table(name))}").fetchall()
+def drop_index(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Forget a named index and its key table; return whether it existed."""
+    found = _indexes(con).pop(_index_name(name), None) is not None
+    cursor = con.cursor()  # also runs inside a UDF, which must not query its own connection
+    try:
+        cursor.execute(f"DROP TABLE IF EXISTS {keys_table(_token(con), name)}").fetchall()
+    finally:
+        cursor.close()
+    return found
+
+
+def _index_name(name: object) -> str:
+    try:
+        return check_index_name(name)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
 
 
 def _attach(con: duckdb.DuckDBPyConnection, name: str, index: VectorIndex) -> None:
-    if not isinstance(name, str) or not name:
-        msg = f"index name {name!r} must be a non-empty string"
-        raise InvalidParameterError(msg)
+    _index_name(name)
     labels = np.arange(_label_count(index), dtype=np.int64)
     keys = pa.table({"label": labels, "key": index.key_of(labels)})
-    view = f"__embed_sql_keys_{abs(hash(name))}"
-    con.register(view, keys)
+    view = f"__embed_sql_keys_{name}"
+    cursor = con.cursor()  # also runs inside a UDF, which must not query its own connection
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {quote_ident(keys_table(name))} AS "
+        cursor.register(view, keys)
+        cursor.execute(
+            f"CREATE OR REPLACE TABLE {keys_table(_token(con), name)} AS "
             f"SELECT * FROM {quote_ident(view)}"
         ).fetchall()
     finally:
-        con.unregister(view)
+        cursor.close()
     _indexes(con)[name] = index
 
 

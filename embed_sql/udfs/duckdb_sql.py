@@ -3,12 +3,20 @@
 Every macro takes table, index and column names as strings and never splices them into
 SQL: tables are read with ``query_table(name)`` and columns are picked with
 ``COLUMNS(lambda c: c = name)``. Index results carry row labels; keys come back in their
-own type by joining the index's key table ``<index>__keys`` (a TEMP table).
+own type by joining the index's key table, ``embed_sql_indexes.conn_<n>.<index>``: an
+in-memory database attached beside the user's, one schema per registered connection. (Not
+TEMP tables: a UDF must work on a cursor, and only an attached database is shared with the
+cursors, which lets ``embed_create_index`` run from SQL.)
 """
 
 from __future__ import annotations
 
-__all__ = ["MACROS", "keys_table", "quote_ident"]
+import re
+
+__all__ = ["KEYS_CATALOG", "check_index_name", "keys_schema", "keys_table", "macros", "quote_ident"]
+
+KEYS_CATALOG = "embed_sql_indexes"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def quote_ident(name: str) -> str:
@@ -22,19 +30,54 @@ def quote_ident(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
-def keys_table(index: str) -> str:
-    """Name of the TEMP table mapping an index's row labels to the user's keys."""
-    return f"{index}__keys"
+def check_index_name(name: object) -> str:
+    """Return ``name`` if it can name an index (a plain SQL identifier), else raise ValueError."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        msg = (
+            f"index name {name!r} is not allowed; use letters, digits and underscores, "
+            "not starting with a digit (e.g. 'docs_index')"
+        )
+        raise ValueError(msg)
+    return name
 
 
-MACROS = (
+def keys_schema(token: int) -> str:
+    """Return the schema (in :data:`KEYS_CATALOG`) of one connection's key tables, quoted."""
+    return f"{quote_ident(KEYS_CATALOG)}.{quote_ident(f'conn_{token}')}"
+
+
+def keys_table(token: int, index: str) -> str:
+    """Return the table mapping an index's row labels to the user's keys, quoted."""
+    return f"{keys_schema(token)}.{quote_ident(index)}"
+
+
+def macros(token: int) -> tuple[str, ...]:
+    """Return the macros of one registered connection (its key tables in its own schema)."""
+    keys = f"'{KEYS_CATALOG}.conn_{token}.' || idx"
+    return tuple(m.replace("__KEYS_OF_IDX__", keys) for m in _MACROS)
+
+
+_MACROS = (
+    # named indexes from SQL; each returns the number of vectors indexed
+    """
+    CREATE OR REPLACE TEMP MACRO embed_create_index(idx, tbl, vec := 'v', key := 'id',
+                                                    metric := 'cos', exact := false,
+                                                    path := NULL) AS
+        embed_sql_create_index(idx, tbl, vec, key, metric, exact, path)
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO embed_load_index(idx, path) AS embed_sql_load_index(idx, path)
+    """,
+    """
+    CREATE OR REPLACE TEMP MACRO embed_drop_index(idx) AS embed_sql_drop_index(idx)
+    """,
     # k nearest neighbours of one vector, keys in their own type
     """
     CREATE OR REPLACE TEMP MACRO knn(vec, idx, k) AS (
         SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
                     ORDER BY t.m.rank)
         FROM (SELECT unnest(embed_sql_knn(vec, idx, k)) AS m) AS t
-        JOIN query_table(idx || '__keys') AS kk ON kk.label = t.m.label
+        JOIN query_table(__KEYS_OF_IDX__) AS kk ON kk.label = t.m.label
     )
     """,
     """
@@ -47,7 +90,7 @@ MACROS = (
             FROM query_table(tbl)
         )
         SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance, m.s.rank AS rank
-        FROM m JOIN query_table(idx || '__keys') AS kk ON kk.label = m.s.label
+        FROM m JOIN query_table(__KEYS_OF_IDX__) AS kk ON kk.label = m.s.label
         ORDER BY m.left_key, m.s.rank
     """,
     """
@@ -59,14 +102,14 @@ MACROS = (
             FROM query_table(tbl)
         )
         SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance
-        FROM m JOIN query_table(idx || '__keys') AS kk ON kk.label = m.s.label
+        FROM m JOIN query_table(__KEYS_OF_IDX__) AS kk ON kk.label = m.s.label
         ORDER BY m.left_key, m.s.distance, kk.key
     """,
     """
     CREATE OR REPLACE TEMP MACRO semantic_search(idx, query, k := 10) AS TABLE
         SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank
         FROM (SELECT unnest(embed_sql_knn(embed_sql_query_vector(idx, query), idx, k)) AS m) AS t
-        JOIN query_table(idx || '__keys') AS kk ON kk.label = t.m.label
+        JOIN query_table(__KEYS_OF_IDX__) AS kk ON kk.label = t.m.label
         ORDER BY rank
     """,
     """

@@ -2,7 +2,12 @@
 
 Two modes behind one interface:
 
-- HNSW (default): a ``usearch.Index`` holding the vectors in ``f32``, ``f16`` or ``i8``.
+- HNSW (default): a ``usearch.Index`` whose graph holds the vectors in ``f16`` (default),
+  ``f32`` or ``i8``. A reduced-precision graph keeps the float32 vectors beside it
+  (``rescore=True``, the default) and computes every returned distance from them, so
+  results carry exact distances, equal to DuckDB's array functions; the half-size graph
+  makes build and search about 1.4x faster than an f32 graph, for 1.5x its memory.
+  ``rescore=False`` drops the float32 copy (half the memory of f32, distances to ~1e-4).
 - exact: the float32 matrix, searched by blocked BLAS matrix products (far faster than a
   brute-force scan, and exact to float rounding).
 
@@ -43,6 +48,7 @@ from embed_sql.vectors.metrics import (
     from_usearch,
     pair_distances,
     parse_metric,
+    snap_cosine,
     usearch_metric,
 )
 
@@ -57,6 +63,7 @@ _MAGIC = b"EMBEDSQL-INDEX\x00\x01"
 _FORMAT = 1
 _QUERY_BLOCK = 1024
 _ROW_BLOCK = 32768
+_PAIR_BLOCK = 16384
 
 
 class IndexFileError(EmbedSQLError, ValueError):
@@ -146,7 +153,12 @@ class VectorIndex:
     metric
         ``"cos"``, ``"ip"``, ``"l2"`` or ``"l2sq"`` (aliases accepted).
     dtype
-        Storage in the HNSW graph: ``"f32"``, ``"f16"`` or ``"i8"`` (exact mode keeps f32).
+        Storage in the HNSW graph: ``"f16"`` (default), ``"f32"`` or ``"i8"``. Exact mode
+        keeps float32 only.
+    rescore
+        Keep the float32 vectors beside an ``f16``/``i8`` graph and compute the returned
+        distances (and range-join membership) from them exactly. Default: True unless the
+        graph is ``f32``. False halves memory; distances are then the graph's approximation.
     exact
         Brute-force (BLAS) search instead of HNSW.
     connectivity, expansion_add, expansion_search
@@ -169,8 +181,9 @@ class VectorIndex:
         dim: int,
         *,
         metric: str | Metric = "cos",
-        dtype: str = "f32",
+        dtype: str = "f16",
         exact: bool = False,
+        rescore: bool | None = None,
         connectivity: int | None = None,
         expansion_add: int | None = None,
         expansion_search: int | None = None,
@@ -187,6 +200,7 @@ class VectorIndex:
         self.metric = parse_metric(metric)
         self.dtype = dtype
         self.exact = bool(exact)
+        self.rescore = (dtype != "f32") if rescore is None else bool(rescore)
         self.model = model
         self.model_key = model_key
         given = {
@@ -197,11 +211,13 @@ class VectorIndex:
         self._params = {k: HNSW_DEFAULTS[k] if v is None else v for k, v in given.items()}
         self._keys: pa.Array | None = None  # label → user key
         self._alive = np.zeros(0, dtype=bool)  # label → still present
-        self._matrix = np.zeros((0, dim), dtype=np.float32)  # exact mode only
+        self._matrix = np.zeros((0, dim), dtype=np.float32)  # exact or rescore
         self._hnsw = None if self.exact else self._new_hnsw()
         self._rank: np.ndarray | None = None
         self._unit: np.ndarray | None = None  # exact cos: the unit rows, made on first search
         self._mmap: mmap.mmap | None = None
+        self._norm_scale: float | None = None  # for _graph_error, made on first range search
+        self._norms: np.ndarray | None = None  # row norms for rescoring under cos
 
     def _new_hnsw(self) -> object:
         kwargs = {k: v for k, v in self._params.items() if v is not None}
@@ -217,8 +233,9 @@ class VectorIndex:
         keys: object,
         *,
         metric: str | Metric = "cos",
-        dtype: str = "f32",
+        dtype: str = "f16",
         exact: bool = False,
+        rescore: bool | None = None,
         allow_duplicates: bool = False,
         threads: int = 0,
         model: str | None = None,
@@ -238,6 +255,7 @@ class VectorIndex:
             metric=metric,
             dtype=dtype,
             exact=exact,
+            rescore=rescore,
             model=model,
             model_key=model_key,
             **hnsw,
@@ -266,12 +284,13 @@ class VectorIndex:
         labels = np.arange(start, start + len(mat), dtype=np.uint64)
         if self._hnsw is not None and len(mat):
             self._hnsw.add(labels, mat, threads=threads)  # type: ignore[attr-defined]
-        elif len(mat):
+        if self._keeps_matrix and len(mat):
             self._matrix = np.concatenate([self._matrix, mat]) if start else mat
         self._keys = key_arr if self._keys is None else pa.concat_arrays([self._keys, key_arr])
         self._alive = np.concatenate([self._alive, np.ones(len(mat), dtype=bool)])
         self._rank = None
         self._unit = None
+        self._norm_scale = None
         return len(mat)
 
     def _refuse_duplicates(self, new: pa.Array) -> None:
@@ -308,12 +327,19 @@ class VectorIndex:
         self._rank = None
         return len(labels)
 
+    @property
+    def _keeps_matrix(self) -> bool:
+        """Whether the float32 vectors are held beside (or instead of) the graph."""
+        return self._hnsw is None or self.rescore
+
     # -- inspection -----------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self._alive.sum())
 
     def __repr__(self) -> str:
         mode = "exact" if self.exact else f"hnsw/{self.dtype}"
+        if not self.exact and self.rescore:
+            mode += "+f32 rescore"
         return f"VectorIndex({len(self)} x {self.dim}, metric={self.metric.value}, {mode})"
 
     def labels(self) -> np.ndarray:
@@ -346,7 +372,7 @@ class VectorIndex:
         if labels is None:
             labels = np.flatnonzero(self._alive)
         labels = np.asarray(labels, dtype=np.int64)
-        if self._hnsw is None:
+        if self._keeps_matrix:
             return self._matrix[labels]
         if not len(labels):
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -408,7 +434,7 @@ class VectorIndex:
         distances are computed for the chosen pairs only.
         """
         rank = np.append(self._key_rank(), np.iinfo(np.int64).max)
-        whole = self._hnsw is None and len(candidates) == len(self._matrix)
+        whole = self._keeps_matrix and len(candidates) == len(self._matrix)
         queries = _unit_rows(q) if self.metric is Metric.COS else q
         out_l = np.empty((len(q), k), dtype=np.int64)
         out_d = np.full((len(q), k), np.inf, dtype=np.float32)
@@ -460,11 +486,70 @@ class VectorIndex:
         labs = np.where(hit, labs, -1)
         rank = np.append(self._key_rank(), np.iinfo(np.int64).max)
         out_l, out_d = _select(d, labs, rank, k)
+        if self.rescore:
+            out_l, out_d = self._rescored(q, out_l, rank, k)
         short = np.flatnonzero((out_l >= 0).sum(axis=1) < k)
         if len(short):  # the filter removed too many: finish those queries exactly
             ex_l, ex_d = self._exact(q[short], k, np.flatnonzero(alive))
             out_l[short], out_d[short] = ex_l, ex_d
         return out_l, out_d
+
+    def _rescored(
+        self, q: np.ndarray, labels: np.ndarray, rank: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distances for the graph's matches, re-ordered by (distance, key).
+
+        One batched float32 product per block of queries (the gather of the candidate rows is
+        most of the cost); cosine uses row norms computed once in float64.
+        """
+        d = np.empty(labels.shape, dtype=np.float32)
+        for s in range(0, len(q), _QUERY_BLOCK):
+            lab = labels[s : s + _QUERY_BLOCK]
+            block = q[s : s + _QUERY_BLOCK]
+            safe = np.where(lab >= 0, lab, 0)
+            vecs = self._matrix[safe]  # (b, k, dim)
+            if self.metric in (Metric.L2, Metric.L2SQ):
+                vecs -= block[:, None, :]
+                got = np.einsum("bkd,bkd->bk", vecs, vecs)
+                got = np.sqrt(got) if self.metric is Metric.L2 else got
+            else:
+                got = np.einsum("bd,bkd->bk", block, vecs)
+                if self.metric is Metric.COS:
+                    qn = np.sqrt(np.einsum("bd,bd->b", block, block, dtype=np.float64))
+                    denom = qn[:, None] * self._row_norms()[safe]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        sim = np.where(denom > 0, got / denom, 0.0)
+                    got = snap_cosine(1.0 - np.clip(sim, -1.0, 1.0))
+                else:
+                    got = -got
+            got = got.astype(np.float32, copy=False)
+            got[lab < 0] = np.inf
+            d[s : s + len(lab)] = got
+        return _select(d, labels, rank, k)
+
+    def _row_norms(self) -> np.ndarray:
+        if self._norms is None or len(self._norms) != len(self._matrix):
+            self._norms = np.sqrt(
+                np.einsum("ij,ij->i", self._matrix, self._matrix, dtype=np.float64)
+            )
+        return self._norms
+
+    def _pair_distances(self, q: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Exact distances between ``q[rows[i]]`` and stored row ``labels[i]``, in blocks."""
+        out = np.empty(len(rows), dtype=np.float32)
+        for s in range(0, len(rows), _PAIR_BLOCK):
+            r, lab = rows[s : s + _PAIR_BLOCK], labels[s : s + _PAIR_BLOCK]
+            out[s : s + len(r)] = pair_distances(self.metric, q[r], self._matrix[lab])
+        return out
+
+    def _graph_error(self, threshold: float) -> float:
+        """How far a reduced-precision graph distance may lie from the exact one."""
+        if self._norm_scale is None:
+            sample = self._matrix[:: max(1, len(self._matrix) // 1000)]
+            norm = float(np.sqrt(np.einsum("ij,ij->i", sample, sample)).max(initial=1.0))
+            self._norm_scale = {Metric.COS: 1.0, Metric.L2: norm}.get(self.metric, norm * norm)
+        rel = {"f32": 1e-5, "f16": 2e-3, "i8": 5e-2}[self.dtype]
+        return rel * (abs(threshold) + self._norm_scale)
 
     def _hnsw_search(
         self, q: np.ndarray, count: int, threads: int
@@ -529,13 +614,20 @@ class VectorIndex:
         count = min(n, 32)
         pending = rows
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # with rescoring, graph distances only pre-select; exact ones decide membership
+        margin = self._graph_error(threshold) if self.rescore else 0.0
         while len(pending):
             labs, d, hit = self._hnsw_search(q[pending], count, threads)
-            within = hit & (d <= threshold)
+            within = hit & (d <= threshold + margin)
             full = within.sum(axis=1) == count
             done = ~full if count < n else np.ones(len(pending), dtype=bool)
             qi, ci = np.nonzero(within & done[:, None])
-            out.append((pending[qi], labs[qi, ci], d[qi, ci]))
+            lab, dist = labs[qi, ci], d[qi, ci]
+            if self.rescore:
+                dist = self._pair_distances(q, pending[qi], lab)
+                keep = dist <= threshold
+                qi, lab, dist = qi[keep], lab[keep], dist[keep]
+            out.append((pending[qi], lab, dist))
             pending = pending[~done]
             count = min(n, count * 4)
         return (
@@ -561,6 +653,8 @@ class VectorIndex:
                 else self._matrix.tobytes()
             ),
         }
+        if self._hnsw is not None and self.rescore:
+            body["matrix"] = self._matrix.tobytes()
         header = {
             "format": _FORMAT,
             "model": self.model,
@@ -569,6 +663,7 @@ class VectorIndex:
             "dim": self.dim,
             "dtype": self.dtype,
             "exact": self.exact,
+            "rescore": self.rescore,
             "count": len(self),
             "labels": len(self._alive),
             "params": self._params,
@@ -635,7 +730,8 @@ class VectorIndex:
             raise IndexFileError(msg) from exc
         offset = start + head_len
         parts: dict[str, memoryview] = {}
-        for name in ("keys", "alive", "vectors"):
+        names = ["keys", "alive", "vectors"] + (["matrix"] if "matrix" in sections else [])
+        for name in names:
             length = int(sections[name]["length"])
             part = mv[offset : offset + length]
             if len(part) != length:
@@ -651,6 +747,7 @@ class VectorIndex:
             metric=header["metric"],
             dtype=header["dtype"],
             exact=bool(header["exact"]),
+            rescore=bool(header.get("rescore", False)),
             model=header.get("model"),
             model_key=header.get("model_key"),
             **{k: v for k, v in header.get("params", {}).items() if v is not None},
@@ -660,12 +757,16 @@ class VectorIndex:
         index._keys = keys.combine_chunks()
         alive = np.unpackbits(np.frombuffer(parts["alive"], dtype=np.uint8))[:n_labels]
         index._alive = alive.astype(bool)
-        if index.exact:
-            mat = np.frombuffer(parts["vectors"], dtype=np.float32).reshape(-1, index.dim)
+        stored = parts["vectors"] if index.exact else parts.get("matrix")
+        if index._keeps_matrix:
+            if stored is None:
+                msg = f"{path} is corrupt: the header asks for float32 rescoring but has none"
+                raise IndexFileError(msg)
+            mat = np.frombuffer(stored, dtype=np.float32).reshape(-1, index.dim)
             index._matrix = mat if view else mat.copy()
-        elif view:
+        if not index.exact and view:
             index._hnsw = usearch_index().restore(parts["vectors"], view=True)
-        else:
+        elif not index.exact:
             index._hnsw.load(bytes(parts["vectors"]))  # type: ignore[union-attr]
         if isinstance(buf, mmap.mmap):
             index._mmap = buf  # keeps the mapping alive as long as the index

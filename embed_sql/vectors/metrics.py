@@ -30,6 +30,7 @@ __all__ = [
     "from_usearch",
     "pair_distances",
     "parse_metric",
+    "snap_cosine",
     "usearch_metric",
 ]
 
@@ -97,10 +98,10 @@ def from_usearch(metric: Metric, d: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(d, 0.0))
     if metric is Metric.L2SQ:
         return np.maximum(d, 0.0)
-    return _snap(d.copy())
+    return snap_cosine(d.copy())
 
 
-def _snap(d: np.ndarray) -> np.ndarray:
+def snap_cosine(d: np.ndarray) -> np.ndarray:
     """Cosine distances below float32 resolution are rounding noise: report them as 0."""
     d = np.asarray(d, dtype=np.float32)
     d[np.abs(d) < _COS_EPS] = 0.0
@@ -134,7 +135,7 @@ def distances(metric: Metric, queries: np.ndarray, vectors: np.ndarray) -> np.nd
         denom = np.outer(qn, vn)
         with np.errstate(invalid="ignore", divide="ignore"):
             sim = np.where(denom > 0, dots / denom, 0.0)
-        return _snap(1.0 - np.clip(sim, -1.0, 1.0))
+        return snap_cosine(1.0 - np.clip(sim, -1.0, 1.0))
     sq = (
         np.einsum("ij,ij->i", queries, queries)[:, None]
         + np.einsum("ij,ij->i", vectors, vectors)[None, :]
@@ -145,16 +146,20 @@ def distances(metric: Metric, queries: np.ndarray, vectors: np.ndarray) -> np.nd
 
 
 def pair_distances(metric: Metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise distances between ``a[i]`` and ``b[i]``, computed directly (no expansion)."""
+    """Distances between matching rows of ``a`` and ``b``, computed directly (no expansion).
+
+    The last axis holds the vector; the others broadcast, so ``a[:, None, :]`` against
+    ``b`` of shape ``(n, k, dim)`` gives each query's distances to its ``k`` candidates.
+    """
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     if metric is Metric.IP:
-        return (-np.einsum("ij,ij->i", a64, b64)).astype(np.float32)
+        return (-np.einsum("...j,...j->...", a64, b64)).astype(np.float32)
     if metric is Metric.COS:
-        na, nb = np.linalg.norm(a64, axis=1), np.linalg.norm(b64, axis=1)
-        dots = np.einsum("ij,ij->i", a64, b64)
+        na, nb = np.linalg.norm(a64, axis=-1), np.linalg.norm(b64, axis=-1)
+        dots = np.einsum("...j,...j->...", a64, b64)
         with np.errstate(invalid="ignore", divide="ignore"):
             sim = np.where((na > 0) & (nb > 0), dots / (na * nb), 0.0)
-        return _snap(1.0 - np.clip(sim, -1.0, 1.0))
+        return snap_cosine(1.0 - np.clip(sim, -1.0, 1.0))
     diff = a64 - b64
-    sq = np.einsum("ij,ij->i", diff, diff)
+    sq = np.einsum("...j,...j->...", diff, diff)
     return (np.sqrt(sq) if metric is Metric.L2 else sq).astype(np.float32)

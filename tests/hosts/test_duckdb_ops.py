@@ -113,16 +113,63 @@ def test_saved_index_reopens_memory_mapped(con: duckdb.DuckDBPyConnection, tmp_p
 def test_unknown_index_and_wrong_dimension_are_clear_errors(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    # caught at bind time: the index's key table does not exist
-    with pytest.raises(duckdb.CatalogException, match=r"nope__keys does not exist"):
+    create_index(con, "docs_index", "docs_v")
+    # caught at bind time: the index's key table does not exist, and DuckDB names the known
+    with pytest.raises(duckdb.CatalogException, match=r"nope does not exist!\nDid you mean "):
         rows(con, "SELECT knn(v, 'nope', 3) FROM docs_v")
     with pytest.raises(duckdb.Error, match=r"no vector index named 'nope'"):
         rows(con, "SELECT embed_sql_knn(v, 'nope', 3) FROM docs_v")
     create_index(con, "docs", "docs_v")
     with pytest.raises(duckdb.Error, match=r"3 dimensions but the index has 32"):
         rows(con, "SELECT knn([1, 2, 3]::FLOAT[3], 'docs', 3)")
-    with pytest.raises(InvalidParameterError, match="non-empty string"):
-        create_index(con, "", "docs_v")
+    for bad in ("", "docs.index", "1st", "docs index", None):
+        with pytest.raises(InvalidParameterError, match=r"letters, digits and underscores"):
+            create_index(con, bad, "docs_v")  # type: ignore[arg-type]
+
+
+def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    path = str(tmp_path / "docs.index")
+    made = rows(con, f"SELECT embed_create_index('docs_index', 'docs_v', path := '{path}')")
+    assert made == [(5,)]
+    first = rows(con, "FROM knn_join('docs_v', 'docs_index', k := 2)")
+    assert [r[:2] for r in first[:2]] == [(10, 10), (10, first[1][1])]
+    assert rows(con, "SELECT embed_drop_index('docs_index')") == [(True,)]
+    assert rows(con, "SELECT embed_drop_index('docs_index')") == [(False,)]
+    with pytest.raises(duckdb.CatalogException, match="docs_index does not exist"):
+        rows(con, "FROM knn_join('docs_v', 'docs_index', k := 2)")
+    assert rows(con, f"SELECT embed_load_index('docs_index', '{path}')") == [(5,)]
+    assert rows(con, "FROM knn_join('docs_v', 'docs_index', k := 2)") == first
+    exact = rows(
+        con,
+        "SELECT embed_create_index('by_title', 'docs_v', vec := 'v', key := 'title', "
+        "metric := 'l2', exact := true)",
+    )
+    assert exact == [(5,)]
+    hits = rows(con, "FROM semantic_search('by_title', 'food', k := 1)")
+    assert hits[0][0] == "food"
+    with pytest.raises(duckdb.Error, match=r"index name 'a.b' is not allowed"):
+        rows(con, "SELECT embed_create_index('a.b', 'docs_v')")
+    with pytest.raises(duckdb.Error, match=r"the index name is NULL"):
+        rows(con, "SELECT embed_create_index(NULL, 'docs_v')")
+
+
+def test_indexes_on_a_read_only_database(tiny_source: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.duckdb")
+    writer = duckdb.connect(db)
+    writer.execute(
+        "CREATE TABLE t AS SELECT range AS id, [range, 1]::FLOAT[2] AS v FROM range(5)"
+    ).fetchall()
+    writer.close()
+    reader = duckdb.connect(db, read_only=True)  # key tables live in an attached memory db
+    try:
+        embed_sql.register(reader, model=str(tiny_source))
+        create_index(reader, "ro", "t", exact=True, metric="l2")
+        assert rows(reader, "SELECT right_key FROM knn_join('t', 'ro', k := 2) LIMIT 2") == [
+            (0,),
+            (1,),
+        ]
+    finally:
+        reader.close()
 
 
 def test_names_are_quoted_never_spliced(con: duckdb.DuckDBPyConnection) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 
+import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
 
-import embed_sql.polars  # noqa: F401
+import embed_sql
+import embed_sql.polars
 from embed_sql.vectors import VectorIndex, cluster, dedup, recall
+from embed_sql.vectors.metrics import Metric, pair_distances
 
 pytestmark = pytest.mark.integration
 
@@ -18,6 +21,34 @@ pytestmark = pytest.mark.integration
 def test_hnsw_recall_on_real_embeddings(news: pa.Table) -> None:
     index = VectorIndex.build(news.column("v"), news.column("id"))
     assert recall(index, k=10, sample=500) >= 0.95
+
+
+def test_default_index_distances_equal_duckdbs_array_functions(news: pa.Table) -> None:
+    con = duckdb.connect()
+    try:
+        embed_sql.register(con)
+        con.register("src", news.select(["id", "v"]))
+        con.execute("CREATE TABLE docs AS SELECT id, v::FLOAT[384] AS v FROM src").fetchall()
+        index = embed_sql.create_index(con, "news_index", "docs")  # f16 graph, f32 rescoring
+        assert (index.dtype, index.rescore) == ("f16", True)
+        got = con.sql(
+            """
+            SELECT j.distance, array_cosine_distance(a.v, b.v), j.rank
+            FROM knn_join('docs', 'news_index', k := 5) AS j
+            JOIN docs AS a ON a.id = j.left_key JOIN docs AS b ON b.id = j.right_key
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    ours, theirs, ranks = (np.array(c, dtype=np.float64) for c in zip(*got, strict=True))
+    assert len(ours) == 5 * news.num_rows
+    np.testing.assert_allclose(ours, theirs, atol=2e-6)
+    x = np.asarray(news.column("v").combine_chunks().flatten()).reshape(-1, 384)
+    plain = VectorIndex.build(x, news.column("id"), rescore=False)
+    approx = plain.search(x, 5)
+    exact = pair_distances(Metric.COS, x[:, None, :], x[approx.labels])
+    assert np.abs(approx.distances - exact).max() > 1e-5  # what rescoring fixes
+    assert set(ranks) == {1, 2, 3, 4, 5}
 
 
 def test_kmeans_recovers_the_news_topics(news: pa.Table) -> None:

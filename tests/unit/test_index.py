@@ -12,7 +12,7 @@ from embed_sql.exceptions import (
     InvalidParameterError,
 )
 from embed_sql.vectors import IndexFileError, VectorIndex, from_numpy, recall
-from embed_sql.vectors.metrics import Metric, distances
+from embed_sql.vectors.metrics import Metric, distances, pair_distances
 
 METRICS = ["cos", "ip", "l2", "l2sq"]
 
@@ -140,12 +140,25 @@ def test_filter_applies_before_top_k(exact: bool) -> None:
     np.testing.assert_array_equal(res.labels, truth)
 
 
-@pytest.mark.parametrize("exact", [True, False])
-@pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
-def test_save_load_and_view_round_trip(tmp_path: Path, exact: bool, dtype: str) -> None:
+@pytest.mark.parametrize(
+    ("exact", "dtype", "rescore"),
+    [
+        (True, "f32", None),
+        (False, "f32", None),
+        (False, "f16", True),
+        (False, "f16", False),
+        (False, "i8", True),
+        (False, "i8", False),
+    ],
+)
+def test_save_load_and_view_round_trip(
+    tmp_path: Path, exact: bool, dtype: str, rescore: bool | None
+) -> None:
     x = clustered(500)
     keys = pa.array([f"doc-{i}" for i in range(500)])
-    idx = VectorIndex.build(x, keys, exact=exact, dtype=dtype, metric="l2", model="m")
+    idx = VectorIndex.build(
+        x, keys, exact=exact, dtype=dtype, rescore=rescore, metric="l2", model="m"
+    )
     idx.remove(["doc-7"])
     path = idx.save(tmp_path / "docs.index")
     expected = idx.search(x[:20], 5)
@@ -157,8 +170,10 @@ def test_save_load_and_view_round_trip(tmp_path: Path, exact: bool, dtype: str) 
             "m",
         )
         assert len(loaded) == 499
+        assert loaded.rescore == idx.rescore
         got = loaded.search(x[:20], 5)
         np.testing.assert_array_equal(got.labels, expected.labels)
+        np.testing.assert_array_equal(got.distances, expected.distances)
         assert (
             loaded.key_of(got.labels[0]).to_pylist() == idx.key_of(expected.labels[0]).to_pylist()
         )
@@ -218,3 +233,43 @@ def test_range_search_equals_brute_force(exact: bool) -> None:
     else:
         assert len(found & truth) >= 0.95 * len(truth)
     assert (dist <= threshold).all()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", ["f16", "i8"])
+def test_reduced_precision_graph_returns_exact_distances(metric: str, dtype: str) -> None:
+    x, q = clustered(2000, dim=48), clustered(50, dim=48, seed=1)
+    idx = VectorIndex.build(x, range(2000), metric=metric, dtype=dtype)
+    assert idx.rescore
+    assert "rescore" in repr(idx)
+    got = idx.search(q, 10)
+    exact = pair_distances(idx.metric, q[:, None, :], x[got.labels])
+    np.testing.assert_allclose(got.distances, exact, rtol=1e-6, atol=1e-6)
+    assert (np.diff(got.distances, axis=1) >= 0).all()
+    np.testing.assert_array_equal(idx.vectors(np.arange(5)), x[:5])  # the originals
+    plain = VectorIndex.build(x, range(2000), metric=metric, dtype=dtype, rescore=False)
+    approx = plain.search(q, 10)
+    off = np.abs(approx.distances - pair_distances(plain.metric, q[:, None, :], x[approx.labels]))
+    assert off.max() > 1e-6  # without rescoring the graph's rounding shows
+
+
+def test_rescored_range_search_uses_exact_distances() -> None:
+    x = clustered(1500, dim=48)
+    q = x[:40] + 0.01
+    exact = VectorIndex.build(x, range(1500), exact=True)
+    threshold = float(np.quantile(exact.search(q, 30).distances, 0.5))
+    want = exact.range_search(q, threshold)
+    for dtype in ("f16", "i8"):
+        got = VectorIndex.build(x, range(1500), dtype=dtype).range_search(q, threshold)
+        assert (got[2] <= threshold).all()
+        pairs = set(zip(got[0].tolist(), got[1].tolist(), strict=True))
+        truth = set(zip(want[0].tolist(), want[1].tolist(), strict=True))
+        assert len(pairs & truth) >= 0.97 * len(truth)
+        assert pairs <= truth  # nothing beyond the threshold sneaks in
+        hit = np.isin(got[0] * 10_000 + got[1], want[0] * 10_000 + want[1])
+        np.testing.assert_allclose(
+            np.sort(got[2][hit]),
+            np.sort(want[2][np.isin(want[0] * 10_000 + want[1], got[0] * 10_000 + got[1])]),
+            rtol=1e-6,
+            atol=1e-6,
+        )
