@@ -176,9 +176,19 @@ def register(
         wanted[f"embed_{alias}"] = ref
     encoders = {name: shared_encoder(ref) for name, ref in wanted.items()}  # validates all
     store = cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
-    for name, encoder in encoders.items():
-        _create(con, name, encoder, store)
-    _register_operators(con, encoders["embed"])
+    try:
+        for name, encoder in encoders.items():
+            _create(con, name, encoder, store)
+        _register_operators(con, encoders["embed"])
+    except _duckdb().CatalogException as exc:  # type: ignore[attr-defined]
+        if "already exists" not in str(exc):
+            raise
+        msg = (
+            "another connection to this database in this process has registered embed_sql "
+            "already, and DuckDB shares Python functions between connections to one database "
+            f"({exc}). Use that connection (or its .cursor() for embed()), or close it first."
+        )
+        raise InvalidParameterError(msg) from exc
     _REGISTERED[con] = encoders["embed"]
     if progress is None:
         progress = sys.stderr.isatty()

@@ -153,6 +153,22 @@ def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
         rows(con, "SELECT embed_create_index(NULL, 'docs_v')")
 
 
+def test_a_second_connection_to_one_database_gets_a_clear_error(
+    tiny_source: Path, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "one.duckdb")
+    first, second = duckdb.connect(db), duckdb.connect(db)  # one database instance
+    try:
+        embed_sql.register(first, model=str(tiny_source))
+        with pytest.raises(InvalidParameterError, match="another connection to this database"):
+            embed_sql.register(second, model=str(tiny_source))
+        assert rows(second, "SELECT len(embed('shared'))") == [(32,)]  # functions are shared
+        embed_sql.register(first, model=str(tiny_source))  # the same connection again: fine
+    finally:
+        first.close()
+        second.close()
+
+
 def test_indexes_on_a_read_only_database(tiny_source: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "shared.duckdb")
     writer = duckdb.connect(db)
