@@ -662,6 +662,19 @@ def _make_index_admin(con: duckdb.DuckDBPyConnection) -> tuple[object, object, o
     return create, load, drop
 
 
+def _sql_type(t: pa.DataType) -> object:
+    """Return the DuckDB type of a UDF result declared as an Arrow type (one declaration)."""
+    duckdb = _duckdb()
+    if pa.types.is_list(t):
+        return duckdb.list_type(_sql_type(t.value_type))  # type: ignore[attr-defined]
+    if pa.types.is_struct(t):
+        fields = {t.field(i).name: _sql_type(t.field(i).type) for i in range(t.num_fields)}
+        return duckdb.struct_type(fields)  # type: ignore[attr-defined]
+    names = {"int32": "INTEGER", "int64": "BIGINT", "float": "FLOAT", "double": "DOUBLE"}
+    names |= {"string": "VARCHAR", "bool": "BOOLEAN"}
+    return getattr(duckdb.sqltypes, names[str(t)])  # type: ignore[attr-defined]
+
+
 def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | None = None) -> None:
     duckdb = _duckdb()
     from duckdb.sqltypes import BIGINT, DOUBLE, FLOAT, INTEGER, VARCHAR
@@ -669,25 +682,9 @@ def _register_operators(con: duckdb.DuckDBPyConnection, encoder: TextEncoder | N
     indexes = _indexes(con)
     vec = duckdb.list_type(FLOAT)  # type: ignore[attr-defined]
 
-    def struct_list(fields: dict[str, object]) -> object:
-        return duckdb.list_type(duckdb.struct_type(fields))  # type: ignore[attr-defined]
-
-    knn_t = struct_list({"rank": INTEGER, "label": BIGINT, "distance": FLOAT})
-    range_t = struct_list({"label": BIGINT, "distance": FLOAT})
-    dedup_t = struct_list({"pos": BIGINT, "grp": BIGINT, "keep": duckdb.sqltypes.BOOLEAN})  # type: ignore[attr-defined]
-    cluster_t = struct_list({"pos": BIGINT, "cluster": BIGINT})
-    chunk_t = struct_list(
-        {"chunk": INTEGER, "text": VARCHAR, "start": BIGINT, "end": BIGINT, "tokens": INTEGER}
-    )
-    drift_t = struct_list(
-        {
-            "test": VARCHAR,
-            "statistic": DOUBLE,
-            "p_value": DOUBLE,
-            "threshold": VARCHAR,
-            "drift": duckdb.sqltypes.BOOLEAN,  # type: ignore[attr-defined]
-            "detail": VARCHAR,
-        }
+    knn_t, range_t, dedup_t, cluster_t, chunk_t, drift_t = (
+        _sql_type(t)
+        for t in (_KNN_TYPE, _RANGE_TYPE, _DEDUP_TYPE, _CLUSTER_TYPE, _CHUNK_TYPE, _DRIFT_TYPE)
     )
     encoder = encoder or shared_encoder(DEFAULT_MODEL)
     create, load, drop = _make_index_admin(con)

@@ -6,7 +6,7 @@ Two modes behind one interface:
   ``f32`` or ``i8``. A reduced-precision graph keeps the float32 vectors beside it
   (``rescore=True``, the default) and computes every returned distance from them, so
   results carry exact distances, equal to DuckDB's array functions; the half-size graph
-  makes build and search about 1.4x faster than an f32 graph, for 1.5x its memory.
+  makes build and search about 1.25x faster than an f32 graph, for 1.5x its memory.
   ``rescore=False`` drops the float32 copy (half the memory of f32, distances to ~1e-4).
 - exact: the float32 matrix, searched by blocked BLAS matrix products (far faster than a
   brute-force scan, and exact to float rounding).
