@@ -79,3 +79,22 @@ def test_polars_search_finds_sport_for_a_football_query(news: pa.Table) -> None:
     df = pl.from_arrow(news)
     hits = df.embed.search("football match result", k=5)
     assert Counter(hits["topic"].to_list()).most_common(1)[0][0] == "sports"
+
+
+def test_sql_only_index_finds_sport_for_a_football_query(news: pa.Table) -> None:
+    con = duckdb.connect()
+    try:
+        embed_sql.register(con)
+        con.register("src", news.select(["id", "topic", "v"]))
+        con.execute("CREATE TABLE docs AS SELECT id, topic, v::FLOAT[384] AS v FROM src")
+        made = con.sql("SELECT embed_create_index('news_index', 'docs')").fetchall()
+        assert made == [(news.num_rows,)]
+        hits = con.sql(
+            """
+            SELECT d.topic FROM semantic_search('news_index', 'football match result', k := 5) s
+            JOIN docs d ON d.id = s.key ORDER BY s.rank
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    assert Counter(t for (t,) in hits).most_common(1)[0][0] == "sports"
