@@ -52,7 +52,7 @@ def _duckdb_search(model: str, query: str) -> None:
     except ImportError:
         print("\n2. DuckDB: skipped (pip install 'embed-sql[duckdb]')")
         return
-    from embed_sql.udfs.duckdb import create_index, register
+    from embed_sql.udfs.duckdb import register
 
     con = duckdb.connect()
     register(con, model=model, progress=False)
@@ -66,12 +66,13 @@ def _duckdb_search(model: str, query: str) -> None:
     print(f"\n2. DuckDB: semantic search for {query!r}\n   {sql}")
     for score, title in con.execute(sql, [query]).fetchall():
         print(f"  {score:.3f}  {title}")
-    create_index(con, "news_index", "news_v", column="v", key="id")
+    make = "SELECT embed_create_index('news_index', 'news_v', vec := 'v', key := 'id')"
+    con.execute(make).fetchall()
     sql = (
         "SELECT s.distance, n.title FROM semantic_search('news_index', ?, k := 3) AS s "
         "JOIN news AS n ON n.id = s.key ORDER BY s.rank"
     )
-    print(f"   the same through a vector index:\n   {sql}")
+    print(f"   the same through a vector index:\n   {make}\n   {sql}")
     for distance, title in con.execute(sql, [query]).fetchall():
         print(f"  {distance:.3f}  {title}  (cosine distance)")
     con.close()
