@@ -274,7 +274,8 @@ class VectorIndex:
         """Add vectors under their keys; NULL vectors are skipped. Returns the count added."""
         mat, valid = as_matrix(vectors, self.dim)
         key_arr = _as_keys(keys, len(mat))
-        mat, key_arr = mat[valid], key_arr.filter(pa.array(valid))
+        if not valid.all():  # NULL vectors are skipped (no copy when there are none)
+            mat, key_arr = mat[valid], key_arr.filter(pa.array(valid))
         if self._keys is not None and len(self._keys) and key_arr.type != self._keys.type:
             msg = f"keys of type {key_arr.type} cannot join an index keyed by {self._keys.type}"
             raise InputTypeError(msg)
@@ -285,7 +286,11 @@ class VectorIndex:
         if self._hnsw is not None and len(mat):
             self._hnsw.add(labels, mat, threads=threads)  # type: ignore[attr-defined]
         if self._keeps_matrix and len(mat):
-            self._matrix = np.concatenate([self._matrix, mat]) if start else mat
+            if start:
+                self._matrix = np.concatenate([self._matrix, mat])
+            else:  # never keep a view of the caller's array: a later change would leak in
+                mine = isinstance(vectors, np.ndarray) and np.shares_memory(mat, vectors)
+                self._matrix = mat.copy() if mine else mat
         self._keys = key_arr if self._keys is None else pa.concat_arrays([self._keys, key_arr])
         self._alive = np.concatenate([self._alive, np.ones(len(mat), dtype=bool)])
         self._rank = None

@@ -282,3 +282,14 @@ def test_rescored_range_search_uses_exact_distances() -> None:
             rtol=1e-6,
             atol=1e-6,
         )
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_the_index_keeps_its_own_copy_of_the_vectors(exact: bool) -> None:
+    x = clustered(300)
+    idx = VectorIndex.build(x, range(300), exact=exact)
+    before = idx.search(x[:5], 3)
+    x[:] = 0.0  # the caller reuses its buffer
+    after = idx.search(clustered(300)[:5], 3)
+    np.testing.assert_array_equal(after.labels, before.labels)
+    np.testing.assert_array_equal(after.distances, before.distances)
