@@ -383,10 +383,31 @@ def _read_table(con: duckdb.DuckDBPyConnection, table: str, column: str, key: st
     )
     cursor = con.cursor()  # a UDF must not query its own connection
     try:
+        _check_columns(cursor, table, {column: "vector", key: "key"})
         data = cursor.sql(sql).to_arrow_table()
     finally:
         cursor.close()
     return pa.table({"id": data.column("id"), "v": _fixed(data.column("v"), column, table)})
+
+
+def _check_columns(cursor: duckdb.DuckDBPyConnection, table: str, wanted: dict[str, str]) -> None:
+    """Refuse a missing column, or a vector column that is not a list, naming what there is."""
+    rel = cursor.sql(f"SELECT * FROM {quote_ident(table)} LIMIT 0")
+    types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+    for name, role in wanted.items():
+        if name not in types:
+            msg = (
+                f"{role} column {name!r} is not in table {table!r}; its columns are "
+                f"{list(types)}; name it with "
+                + ("vec := '...' (column= in Python)" if role == "vector" else "key := '...'")
+            )
+            raise InvalidParameterError(msg)
+        if role == "vector" and not types[name].endswith("]"):
+            msg = (
+                f"column {name!r} of {table!r} is {types[name]}, not a vector (FLOAT[d]); "
+                f"embed it first, e.g. CREATE TABLE ... AS SELECT *, embed({name}) AS v"
+            )
+            raise InputTypeError(msg)
 
 
 def _fixed(vectors: pa.ChunkedArray, column: str, table: str) -> pa.Array:

@@ -149,6 +149,12 @@ def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
     assert hits[0][0] == "food"
     with pytest.raises(duckdb.Error, match=r"index name 'a.b' is not allowed"):
         rows(con, "SELECT embed_create_index('a.b', 'docs_v')")
+    with pytest.raises(duckdb.Error, match=r"column 'title' of 'docs_v' is VARCHAR, not a"):
+        rows(con, "SELECT embed_create_index('t', 'docs_v', vec := 'title')")
+    with pytest.raises(duckdb.Error, match=r"vector column 'w' is not in table 'docs_v'; its"):
+        rows(con, "SELECT embed_create_index('t', 'docs_v', vec := 'w')")
+    with pytest.raises(InvalidParameterError, match=r"key column 'no' is not in table 'docs_v'"):
+        create_index(con, "t", "docs_v", key="no")
     with pytest.raises(duckdb.Error, match=r"the index name is NULL"):
         rows(con, "SELECT embed_create_index(NULL, 'docs_v')")
 
