@@ -5,7 +5,7 @@ locale symbols break onnxruntime's start-up when usearch is loaded first: a late
 ``import onnxruntime`` dies with SIGSEGV (usearch 2.26 with onnxruntime 1.32, x86-64
 Linux). With onnxruntime loaded first both work. Every import of either engine in
 embed_sql goes through here, so building an index before embedding text is safe; a process
-that imported usearch itself before embed_sql gets a clear error instead of a crash.
+that imported usearch itself before any embedding gets a clear error instead of a crash.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def onnxruntime() -> ModuleType:
     if "onnxruntime" not in sys.modules and "usearch.compiled" in sys.modules:
         msg = (
             "usearch was imported before onnxruntime in this process, and loading onnxruntime "
-            "after it crashes (both carry their own libstdc++). Import embed_sql (or "
-            "onnxruntime) before usearch, e.g. put `import embed_sql` first, and restart."
+            "after it crashes (usearch carries its own libstdc++). Put `import onnxruntime` "
+            "before `import usearch` in your code and restart the process."
         )
         raise ModelLoadError(msg)
     return importlib.import_module("onnxruntime")
