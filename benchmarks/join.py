@@ -6,6 +6,8 @@ For each data set, every query row is joined to its k nearest document rows. Eng
 - embed_sql exact: ``VectorIndex(exact=True)`` (blocked BLAS, ties by key);
 - embed_sql HNSW: ``VectorIndex`` over usearch, default parameters: an f16 graph with exact
   float32 rescoring (the default), an f32 graph, and an f16 graph alone (``rescore=False``);
+- embed_sql from SQL: DuckDB 2.0, ``SELECT embed_create_index(...)`` then
+  ``FROM knn_join('q', 'docs_index', k := 10)`` fetched as Arrow (what vss is timed on);
 - DuckDB vss: duckdb 1.4.4 with the ``duckdb-ext-vss`` package in its own venv
   (``.venv-vss``, made on first run), HNSW index plus the LATERAL top-k join it
   accelerates (``HNSW_INDEX_JOIN``).
@@ -150,6 +152,34 @@ def timed(fn: object) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def run_sql(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
+    """Build and join through DuckDB SQL: ``embed_create_index`` + the ``knn_join`` macro."""
+    import duckdb
+    import pyarrow as pa
+
+    import embed_sql
+    from embed_sql.vectors import from_numpy
+
+    con = duckdb.connect()
+    try:
+        embed_sql.register(con, progress=False)
+        dim = docs.shape[1]
+        for name, x in (("docs", docs), ("q", queries)):
+            con.register(f"{name}_src", pa.table({"id": np.arange(len(x)), "v": from_numpy(x)}))
+            con.execute(
+                f"CREATE TABLE {name} AS SELECT id, v::FLOAT[{dim}] AS v FROM {name}_src"
+            ).fetchall()
+        t_b, _ = timed(
+            lambda: con.sql("SELECT embed_create_index('docs_index', 'docs')").fetchall()
+        )
+        sql = f"SELECT left_key, right_key FROM knn_join('q', 'docs_index', k := {k})"
+        t_j, res = timed(lambda: con.sql(sql).to_arrow_table())
+    finally:
+        con.close()
+    right = np.asarray(res.column("right_key"))  # ordered by left_key, then rank
+    return t_b, t_j, right.reshape(len(queries), min(k, len(docs)))
+
+
 def bench(name: str, docs: np.ndarray, queries: np.ndarray, k: int, skip_vss: bool) -> None:
     from embed_sql.vectors import VectorIndex
 
@@ -173,6 +203,8 @@ def bench(name: str, docs: np.ndarray, queries: np.ndarray, k: int, skip_vss: bo
         t_j, res = timed(lambda hnsw=hnsw: hnsw.search(queries, k))
         rows.append((label, t_b, t_j, recall_at_k(res.labels, truth)))
         del hnsw
+    t_b, t_j, found = run_sql(docs, queries, k)
+    rows.append(("embed_sql from DuckDB SQL (default index)", t_b, t_j, recall_at_k(found, truth)))
     vss_total = None
     if not skip_vss:
         info, found = run_vss(docs, queries, k)
