@@ -44,11 +44,11 @@ from embed_sql.exceptions import (
 from embed_sql.vectors.arrow import to_numpy, vector_dim
 from embed_sql.vectors.metrics import (
     Metric,
+    candidate_distances,
     distances,
     from_usearch,
     pair_distances,
     parse_metric,
-    snap_cosine,
     usearch_metric,
 )
 
@@ -510,24 +510,11 @@ class VectorIndex:
         d = np.empty(labels.shape, dtype=np.float32)
         for s in range(0, len(q), _QUERY_BLOCK):
             lab = labels[s : s + _QUERY_BLOCK]
-            block = q[s : s + _QUERY_BLOCK]
             safe = np.where(lab >= 0, lab, 0)
-            vecs = self._matrix[safe]  # (b, k, dim)
-            if self.metric in (Metric.L2, Metric.L2SQ):
-                vecs -= block[:, None, :]
-                got = np.einsum("bkd,bkd->bk", vecs, vecs)
-                got = np.sqrt(got) if self.metric is Metric.L2 else got
-            else:
-                got = np.einsum("bd,bkd->bk", block, vecs)
-                if self.metric is Metric.COS:
-                    qn = np.sqrt(np.einsum("bd,bd->b", block, block, dtype=np.float64))
-                    denom = qn[:, None] * self._row_norms()[safe]
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        sim = np.where(denom > 0, got / denom, 0.0)
-                    got = snap_cosine(1.0 - np.clip(sim, -1.0, 1.0))
-                else:
-                    got = -got
-            got = got.astype(np.float32, copy=False)
+            norms = self._row_norms()[safe] if self.metric is Metric.COS else None
+            got = candidate_distances(
+                self.metric, q[s : s + _QUERY_BLOCK], self._matrix[safe], norms
+            )
             got[lab < 0] = np.inf
             d[s : s + len(lab)] = got
         return _select(d, labels, rank, k)

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from embed_sql.exceptions import DimensionMismatchError, InvalidParameterError
-from embed_sql.vectors.metrics import Metric, distances, pair_distances, parse_metric
+from embed_sql.vectors.metrics import (
+    Metric,
+    candidate_distances,
+    distances,
+    pair_distances,
+    parse_metric,
+)
 
 
 @pytest.mark.parametrize(
@@ -71,3 +77,24 @@ def test_distances_equal_duckdb_array_functions(metric: Metric, sql: str) -> Non
     theirs = np.array([r[0] for r in rows])
     np.testing.assert_allclose(np.diag(distances(metric, a, b)), theirs, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(pair_distances(metric, a, b), theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_candidate_distances_equal_pair_distances(metric: Metric) -> None:
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=(6, 24)).astype(np.float32)
+    cands = rng.normal(size=(6, 4, 24)).astype(np.float32)
+    cands[0, 0] = 0.0  # a zero vector: distance 1 under cos, never NaN
+    cands[1, 0] = q[1]  # the query itself: distance 0
+    want = pair_distances(metric, q[:, None, :], cands)
+    got = candidate_distances(metric, q, cands.copy())
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+    if metric is not Metric.IP:
+        assert got[1, 0] == pytest.approx(0.0, abs=1e-5)
+    if metric is Metric.COS:
+        assert got[0, 0] == 1.0
+    two = np.array([[0.0, 0.0]], np.float32)
+    far = np.array([[[3.0, 4.0]]], np.float32)
+    if metric is Metric.L2:
+        assert candidate_distances(metric, two, far)[0, 0] == 5.0
