@@ -659,6 +659,9 @@ def _make_index_admin(con: duckdb.DuckDBPyConnection) -> tuple[object, object, o
     ) -> pa.Array:
         path = _constant(paths, "path")
         exact = _constant(exacts, "exact")
+        if exact is None:
+            msg = "exact is NULL; give true or false"
+            raise InvalidParameterError(msg)
         index = _build_named(
             con,
             given(names, "the index name"),

@@ -155,6 +155,8 @@ def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
         rows(con, "SELECT embed_create_index('t', 'docs_v', vec := 'w')")
     with pytest.raises(InvalidParameterError, match=r"key column 'no' is not in table 'docs_v'"):
         create_index(con, "t", "docs_v", key="no")
+    with pytest.raises(duckdb.Error, match=r"exact is NULL; give true or false"):
+        rows(con, "SELECT embed_create_index('t', 'docs_v', exact := NULL)")
     with pytest.raises(duckdb.Error, match=r"the index name is NULL"):
         rows(con, "SELECT embed_create_index(NULL, 'docs_v')")
 
