@@ -57,8 +57,14 @@ __all__ = ["DTYPES", "HNSW_DEFAULTS", "IndexFileError", "SearchResult", "VectorI
 DTYPES = ("f32", "f16", "i8")
 # HNSW defaults, tuned on 100k clustered 384-d vectors and 40k sentence embeddings of the
 # default model (benchmarks/join.py): recall@10 0.99 / 0.97 at a third of the time of
-# usearch's own defaults (16, 128, 64). Raise expansion_search for more recall.
-HNSW_DEFAULTS = {"connectivity": 16, "expansion_add": 40, "expansion_search": 32}
+# usearch's own defaults (16, 128, 64). Raise ef_search for more recall.
+HNSW_DEFAULTS = {"M": 16, "ef_construction": 40, "ef_search": 32}
+# the names users of vss, hnswlib and FAISS know → usearch's own
+_USEARCH_NAMES = {
+    "M": "connectivity",
+    "ef_construction": "expansion_add",
+    "ef_search": "expansion_search",
+}
 _MAGIC = b"EMBEDSQL-INDEX\x00\x01"
 _FORMAT = 1
 _QUERY_BLOCK = 1024
@@ -161,8 +167,10 @@ class VectorIndex:
         graph is ``f32``. False halves memory; distances are then the graph's approximation.
     exact
         Brute-force (BLAS) search instead of HNSW.
-    connectivity, expansion_add, expansion_search
-        HNSW parameters; None takes :data:`HNSW_DEFAULTS` (16, 40, 32). ``expansion_search``
+    M, ef_construction, ef_search
+        HNSW parameters (the names vss, hnswlib and FAISS use; usearch calls them
+        connectivity, expansion_add, expansion_search); None takes :data:`HNSW_DEFAULTS`
+        (16, 40, 32). ``ef_search``
         is the main recall/speed knob; :func:`~embed_sql.vectors.recall` measures it.
     model, model_key
         The model that made the vectors, recorded in saved files and checked by joins.
@@ -184,9 +192,9 @@ class VectorIndex:
         dtype: str = "f16",
         exact: bool = False,
         rescore: bool | None = None,
-        connectivity: int | None = None,
-        expansion_add: int | None = None,
-        expansion_search: int | None = None,
+        M: int | None = None,  # noqa: N803 - the name HNSW users know
+        ef_construction: int | None = None,
+        ef_search: int | None = None,
         model: str | None = None,
         model_key: str | None = None,
     ) -> None:
@@ -204,10 +212,18 @@ class VectorIndex:
         self.model = model
         self.model_key = model_key
         given = {
-            "connectivity": connectivity,
-            "expansion_add": expansion_add,
-            "expansion_search": expansion_search,
+            "M": M,
+            "ef_construction": ef_construction,
+            "ef_search": ef_search,
         }
+        for name, value in given.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 4096
+            ):
+                msg = (
+                    f"{name}={value!r} must be an integer from 1 to 4096 (or None for the default)"
+                )
+                raise InvalidParameterError(msg)
         self._params = {k: HNSW_DEFAULTS[k] if v is None else v for k, v in given.items()}
         self._keys: pa.Array | None = None  # label → user key
         self._alive = np.zeros(0, dtype=bool)  # label → still present
@@ -220,7 +236,7 @@ class VectorIndex:
         self._norms: np.ndarray | None = None  # row norms for rescoring under cos
 
     def _new_hnsw(self) -> object:
-        kwargs = {k: v for k, v in self._params.items() if v is not None}
+        kwargs = {_USEARCH_NAMES[k]: v for k, v in self._params.items() if v is not None}
         return usearch_index()(
             ndim=self.dim, metric=usearch_metric(self.metric), dtype=self.dtype, **kwargs
         )
@@ -742,7 +758,7 @@ class VectorIndex:
             rescore=bool(header.get("rescore", False)),
             model=header.get("model"),
             model_key=header.get("model_key"),
-            **{k: v for k, v in header.get("params", {}).items() if v is not None},
+            **_params_from_header(header.get("params", {})),
         )
         n_labels = int(header["labels"])
         keys = pa.ipc.open_stream(pa.py_buffer(parts["keys"])).read_all().column("key")
@@ -763,6 +779,12 @@ class VectorIndex:
         if isinstance(buf, mmap.mmap):
             index._mmap = buf  # keeps the mapping alive as long as the index
         return index
+
+
+def _params_from_header(params: dict[str, object]) -> dict[str, int]:
+    """HNSW parameters of a saved header (files before 0.2 used usearch's names)."""
+    theirs = {v: k for k, v in _USEARCH_NAMES.items()}
+    return {theirs.get(k, k): int(v) for k, v in params.items() if v is not None}  # type: ignore[call-overload]
 
 
 def _slack(metric: Metric, threshold: float) -> float:
