@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from embed_sql import models, vectors
 from embed_sql.exceptions import (
+    ColumnNotFoundError,
     DimensionMismatchError,
     EmbedSQLError,
     EmbedSQLWarning,
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> object:
     # host adapters load on first use, so importing embed_sql never imports a host library
-    if name in ("register", "create_index", "load_index", "drop_index"):
+    if name in ("register", "create_index", "load_index", "refresh_index", "drop_index"):
         from embed_sql.udfs import duckdb as _duckdb_udfs
 
         return getattr(_duckdb_udfs, name)
@@ -43,6 +44,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ColumnNotFoundError",
     "DimensionMismatchError",
     "EmbedSQLError",
     "EmbedSQLWarning",
@@ -56,7 +58,11 @@ __all__ = [
     "ModelSpec",
     "TextEncoder",
     "__version__",
+    "create_index",
+    "drop_index",
+    "load_index",
     "models",
+    "refresh_index",
     "register",
     "resolve",
     "vectors",

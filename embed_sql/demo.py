@@ -55,7 +55,7 @@ def _duckdb_search(model: str, query: str) -> None:
     from embed_sql.udfs.duckdb import register
 
     con = duckdb.connect()
-    register(con, model=model, progress=False)
+    register(con, model=model)
     con.execute("CREATE TABLE news (id INTEGER, title VARCHAR)").fetchall()
     con.executemany("INSERT INTO news VALUES (?, ?)", [list(h) for h in HEADLINES])
     con.execute("CREATE TABLE news_v AS SELECT id, title, embed(title) AS v FROM news").fetchall()
@@ -69,7 +69,7 @@ def _duckdb_search(model: str, query: str) -> None:
     make = "SELECT embed_create_index('news_index', 'news_v', vec := 'v', key := 'id')"
     con.execute(make).fetchall()
     sql = (
-        "SELECT s.distance, n.title FROM semantic_search('news_index', ?, k := 3) AS s "
+        "SELECT s.distance, n.title FROM embed_search('news_index', ?, k := 3) AS s "
         "JOIN news AS n ON n.id = s.key ORDER BY s.rank"
     )
     print(f"   the same through a vector index:\n   {make}\n   {sql}")

@@ -8,6 +8,7 @@ Every error derives from :class:`EmbedSQLError` and from the builtin it refines,
     ├── ModelLoadError            (OSError)       a model directory or file that cannot be read
     ├── ExportError               (RuntimeError)  ONNX export or quantisation failed
     ├── InputTypeError            (TypeError)     non-text input where text is required
+    ├── ColumnNotFoundError       (LookupError)   a named column is not in the table
     ├── InvalidParameterError     (ValueError)    an argument outside its allowed range
     ├── DimensionMismatchError    (ValueError)    vectors of different lengths or models
     └── MissingDependencyError    (ImportError)   an optional extra is not installed
@@ -20,6 +21,7 @@ Messages say what was given, what is allowed, and how to fix it.
 from __future__ import annotations
 
 __all__ = [
+    "ColumnNotFoundError",
     "DimensionMismatchError",
     "EmbedSQLError",
     "EmbedSQLWarning",
@@ -50,6 +52,10 @@ class ExportError(EmbedSQLError, RuntimeError):
 
 class InputTypeError(EmbedSQLError, TypeError):
     """Exception raised when input is not of a type the call accepts (e.g. non-text)."""
+
+
+class ColumnNotFoundError(EmbedSQLError, LookupError):
+    """Exception raised when a column named in a call is not in the table or frame."""
 
 
 class InvalidParameterError(EmbedSQLError, ValueError):

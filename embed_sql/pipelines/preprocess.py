@@ -167,8 +167,8 @@ def chunk(
     Returns
     -------
     pyarrow.Table
-        ``key``, ``chunk`` (0-based position in the document), ``text``, ``start`` and
-        ``end`` (character offsets into the document), ``tokens``. A short document is one
+        ``key``, ``chunk`` (0-based position in the document), ``text``, ``char_start`` and
+        ``char_end`` (character offsets into the document), ``tokens``. A short document is one
         chunk holding its whole text; an empty one is one empty chunk; NULL has none.
     """
     encoder = shared_encoder(model)
@@ -192,7 +192,7 @@ def chunk(
     docs = column.to_pylist()
     present = [i for i, d in enumerate(docs) if d is not None]
     offsets = encoder.token_offsets([docs[i] for i in present])
-    rows: dict[str, list[object]] = {k: [] for k in ("src", "chunk", "text", "start", "end")}
+    rows: dict[str, list[object]] = {k: [] for k in ("src", "chunk", "text", "char_start", "char_end")}
     tokens: list[int] = []
     step = window - overlap
     for i, spans in zip(present, offsets, strict=True):
@@ -204,16 +204,16 @@ def chunk(
             rows["src"].append(i)
             rows["chunk"].append(n)
             rows["text"].append(doc[lo:hi])  # type: ignore[index]
-            rows["start"].append(lo)
-            rows["end"].append(hi)
+            rows["char_start"].append(lo)
+            rows["char_end"].append(hi)
             tokens.append(len(piece) + encoder.special_tokens)
     return pa.table(
         {
             "key": key_arr.take(pa.array(rows["src"], pa.int64())),
             "chunk": pa.array(rows["chunk"], pa.int32()),
             "text": pa.array(rows["text"], pa.string()),
-            "start": pa.array(rows["start"], pa.int64()),
-            "end": pa.array(rows["end"], pa.int64()),
+            "char_start": pa.array(rows["char_start"], pa.int64()),
+            "char_end": pa.array(rows["char_end"], pa.int64()),
             "tokens": pa.array(tokens, pa.int32()),
         }
     )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from embed_sql.vectors.arrow import from_numpy, to_numpy
 from embed_sql.vectors.cluster import Clusters, cluster, connected_components, dedup
+from embed_sql.vectors.evaluate import recall
 from embed_sql.vectors.index import IndexFileError, SearchResult, VectorIndex
 from embed_sql.vectors.join import (
     knn_join,
     range_join,
-    recall,
     self_knn_join,
     self_range_join,
 )

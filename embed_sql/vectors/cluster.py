@@ -17,10 +17,21 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import InvalidParameterError
-from embed_sql.vectors.join import _check_k, _column, self_range_join
+from embed_sql.vectors.join import _column, check_k, self_range_join
 from embed_sql.vectors.metrics import Metric, distances, parse_metric
 
-__all__ = ["Clusters", "cluster", "connected_components", "dedup"]
+__all__ = [
+    "CLUSTER_COLUMNS",
+    "DEDUP_COLUMNS",
+    "Clusters",
+    "cluster",
+    "connected_components",
+    "dedup",
+]
+
+# result columns, the same in SQL (embed_dedup, embed_cluster), Python and Polars
+DEDUP_COLUMNS = ("key", "group_id", "representative", "keep")
+CLUSTER_COLUMNS = ("key", "cluster")
 
 _KMEANS_BLOCK = 65536
 
@@ -62,15 +73,15 @@ def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _components_table(
-    table: pa.Table, on: str, key: str, threshold: float, metric: Metric, *, exact: bool
+    table: pa.Table, vec: str, key: str, threshold: float, metric: Metric, *, exact: bool
 ) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]:
     """Keys, validity, component label per live row, and the live row labels."""
     if not np.isfinite(threshold) or threshold < 0:
         msg = f"threshold={threshold!r} must be a finite, non-negative distance"
         raise InvalidParameterError(msg)
-    _, index, a, b = self_range_join(table, threshold, on=on, key=key, metric=metric, exact=exact)
+    _, index, a, b = self_range_join(table, threshold, vec=vec, key=key, metric=metric, exact=exact)
     comp = connected_components(len(index), a, b)
-    valid = np.asarray(_column(table, on, "vector").is_valid(), dtype=bool)
+    valid = np.asarray(_column(table, vec, "vector").is_valid(), dtype=bool)
     return _column(table, key, "key"), valid, comp, index.vectors()
 
 
@@ -78,7 +89,7 @@ def dedup(
     table: pa.Table,
     threshold: float,
     *,
-    on: str = "v",
+    vec: str = "v",
     key: str = "id",
     metric: str | Metric = "cos",
     exact: bool = True,
@@ -88,8 +99,9 @@ def dedup(
     Returns
     -------
     pyarrow.Table
-        ``key``, ``group`` (int64, the group's first row position), ``representative`` (the
-        key of that first row), ``keep`` (True for the representative only). Rows with a NULL
+        ``key``, ``group_id`` (int64, the group's first row position), ``representative``
+        (the key of that first row), ``keep`` (True for the representative only): the
+        :data:`DEDUP_COLUMNS`, as in SQL and Polars. Rows with a NULL
         vector are their own group and kept.
 
     Examples
@@ -101,7 +113,7 @@ def dedup(
     [True, False, True]
     """
     metric = parse_metric(metric)
-    keys, valid, comp, _ = _components_table(table, on, key, threshold, metric, exact=exact)
+    keys, valid, comp, _ = _components_table(table, vec, key, threshold, metric, exact=exact)
     positions = np.arange(len(valid), dtype=np.int64)
     live_pos = positions[valid]
     group = positions.copy()
@@ -109,8 +121,8 @@ def dedup(
     keep = group == positions
     return pa.table(
         {
-            key: keys,
-            "group": pa.array(group, pa.int64()),
+            "key": keys,
+            "group_id": pa.array(group, pa.int64()),
             "representative": keys.take(pa.array(group)),
             "keep": pa.array(keep),
         }
@@ -122,7 +134,7 @@ def cluster(
     *,
     k: int | None = None,
     threshold: float | None = None,
-    on: str = "v",
+    vec: str = "v",
     key: str = "id",
     metric: str | Metric = "cos",
     seed: int = 0,
@@ -133,22 +145,22 @@ def cluster(
     Returns
     -------
     Clusters
-        ``table`` has ``key`` and ``cluster`` (int64, 0-based, by first appearance; NULL for
+        ``table`` has ``key`` and ``cluster`` (:data:`CLUSTER_COLUMNS`) (int64, 0-based, by first appearance; NULL for
         a NULL vector); ``sizes[c]`` and ``centroids[c]`` per cluster.
     """
     if (k is None) == (threshold is None):
         msg = "give exactly one of k= (k-means) or threshold= (connected components)"
         raise InvalidParameterError(msg)
     metric = parse_metric(metric)
-    vectors = _column(table, on, "vector")
+    vectors = _column(table, vec, "vector")
     valid = np.asarray(vectors.is_valid(), dtype=bool)
     if threshold is not None:
-        _, valid, comp, mat = _components_table(table, on, key, threshold, metric, exact=True)
+        _, valid, comp, mat = _components_table(table, vec, key, threshold, metric, exact=True)
         raw = comp
     else:
         from embed_sql.vectors.arrow import to_numpy
 
-        k = _check_k(k)
+        k = check_k(k)
         mat = to_numpy(vectors)[valid]
         if len(mat) < k:
             msg = f"k={k} clusters need at least {k} non-NULL vectors; the table has {len(mat)}"
@@ -167,7 +179,7 @@ def cluster(
     full[valid] = labels
     column = pa.array(full, pa.int64(), mask=~valid)
     return Clusters(
-        pa.table({key: _column(table, key, "key"), "cluster": column}), sizes, centroids
+        pa.table({"key": _column(table, key, "key"), "cluster": column}), sizes, centroids
     )
 
 

@@ -192,7 +192,7 @@ class VectorIndex:
         dtype: str = "f16",
         exact: bool = False,
         rescore: bool | None = None,
-        M: int | None = None,  # noqa: N803 - the name HNSW users know
+        M: int | None = None,
         ef_construction: int | None = None,
         ef_search: int | None = None,
         model: str | None = None,
@@ -211,6 +211,7 @@ class VectorIndex:
         self.rescore = (dtype != "f32") if rescore is None else bool(rescore)
         self.model = model
         self.model_key = model_key
+        self.meta: dict[str, str] = {}  # saved with the index: what a host needs to reattach it
         given = {
             "M": M,
             "ef_construction": ef_construction,
@@ -356,6 +357,11 @@ class VectorIndex:
     # -- inspection -----------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self._alive.sum())
+
+    @property
+    def label_count(self) -> int:
+        """Labels handed out so far (live and removed); the next :meth:`add` starts here."""
+        return len(self._alive)
 
     def __repr__(self) -> str:
         mode = "exact" if self.exact else f"hnsw/{self.dtype}"
@@ -675,6 +681,7 @@ class VectorIndex:
             "count": len(self),
             "labels": len(self._alive),
             "params": self._params,
+            "meta": self.meta,
             "sections": [
                 {"name": n, "length": len(b), "sha256": hashlib.sha256(b).hexdigest()}
                 for n, b in body.items()
@@ -760,6 +767,8 @@ class VectorIndex:
             model_key=header.get("model_key"),
             **_params_from_header(header.get("params", {})),
         )
+        meta = header.get("meta") or {}
+        index.meta = {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
         n_labels = int(header["labels"])
         keys = pa.ipc.open_stream(pa.py_buffer(parts["keys"])).read_all().column("key")
         index._keys = keys.combine_chunks()

@@ -62,14 +62,14 @@ def test_chunks_respect_the_token_limit_and_overlap(tiny_source: Path) -> None:
     enc = shared_encoder(model)
     doc = _doc(100)
     out = chunk([doc], ["d1"], max_tokens=12, overlap=3, model=model)
-    assert out.column_names == ["key", "chunk", "text", "start", "end", "tokens"]
+    assert out.column_names == ["key", "chunk", "text", "char_start", "char_end", "tokens"]
     assert set(out.column("key").to_pylist()) == {"d1"}
     assert out.column("chunk").to_pylist() == list(range(out.num_rows))
     assert max(out.column("tokens").to_pylist()) <= 12
     texts = out.column("text").to_pylist()
     for t in texts:  # every chunk fits the model without truncation
         assert len(enc.token_offsets([t])[0]) + enc.special_tokens <= 12
-    starts, ends = out.column("start").to_pylist(), out.column("end").to_pylist()
+    starts, ends = out.column("char_start").to_pylist(), out.column("char_end").to_pylist()
     assert starts[0] == 0
     assert ends[-1] == len(doc)  # nothing silently cut away
     assert all(s2 < e1 for e1, s2 in zip(ends, starts[1:], strict=False))  # they overlap

@@ -1,0 +1,126 @@
+"""Encoders and the vector operator as DuckDB functions: the only package importing duckdb.
+
+``embed(text)`` returns ``FLOAT[dim]``, so ``array_cosine_similarity``, ``array_distance``,
+``array_inner_product`` and the vss extension work on it directly; every other function and
+macro is ``embed_``-prefixed. Layout: :mod:`.state` (per-database state), :mod:`.read`
+(reading tables as the caller's SQL resolves them), :mod:`.functions` (the UDFs, one spec
+table), :mod:`.indexes` (named indexes), :mod:`.register`, :mod:`.macros` (SQL text).
+
+>>> import duckdb, embed_sql
+>>> con = duckdb.connect()
+>>> embed_sql.register(con)
+Registration(...)
+>>> con.sql("SELECT array_cosine_similarity(embed('burrito'), embed('taco')) > 0.5").fetchall()
+[(True,)]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from embed_sql.udfs.duckdb import indexes
+from embed_sql.udfs.duckdb.register import (
+    Registration,
+    connection_of,
+    register,
+    registered_state,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from embed_sql.vectors.index import VectorIndex
+
+__all__ = [
+    "Registration",
+    "create_index",
+    "drop_index",
+    "load_index",
+    "refresh_index",
+    "register",
+]
+
+
+def create_index(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table: str,
+    *,
+    vec: str = "v",
+    key: str = "id",
+    metric: str = "cos",
+    exact: bool = False,
+    dtype: str = "f16",
+    rescore: bool | None = None,
+    model: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    M: int | None = None,
+    ef_construction: int | None = None,
+    ef_search: int | None = None,
+) -> VectorIndex:
+    """Build a named vector index over ``table`` for the SQL operators.
+
+    The same as ``SELECT embed_create_index(name, table, ...)``, read on ``con`` itself (so
+    its TEMP tables and uncommitted rows count).
+
+    Parameters
+    ----------
+    name
+        How SQL refers to it: ``embed_knn(v, 'name', k)``, ``FROM embed_knn_join('q', 'name')``.
+        Names ignore case, as SQL identifiers do.
+    table, vec, key
+        The table, its vector column (``FLOAT[d]``) and its key column (integer or string).
+    metric, exact, dtype, rescore, M, ef_construction, ef_search
+        As for :class:`~embed_sql.vectors.VectorIndex`.
+    model
+        The model that made the vectors (default: the database's ``embed`` model), so
+        ``embed_search`` can embed text queries the same way.
+    path
+        Also save the index there (atomically), to reopen with :func:`load_index`.
+
+    Examples
+    --------
+    >>> embed_sql.create_index(con, "docs", "news", vec="v", key="id")   # doctest: +SKIP
+    >>> con.sql("FROM embed_search('docs', 'food', k := 3)")             # doctest: +SKIP
+    """
+    state = registered_state(con)
+    hnsw = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
+    named = indexes.build(
+        state,
+        con,
+        name,
+        table,
+        vec=vec,
+        key=key,
+        model=model,
+        path=path,
+        transaction=False,  # read on the caller's connection: it sees what they see
+        metric=metric,
+        exact=exact,
+        dtype=dtype,
+        rescore=rescore,
+        **{k: v for k, v in hnsw.items() if v is not None},
+    )
+    return named.index
+
+
+def load_index(
+    con: duckdb.DuckDBPyConnection, name: str, path: str | os.PathLike[str], *, mmap: bool = True
+) -> VectorIndex:
+    """Open a saved index (memory-mapped by default) under ``name``.
+
+    When the table it was built from is in this database, the index answers for it again
+    (and refuses if the table changed since: refresh it).
+    """
+    return indexes.load(registered_state(con), name, path, mmap=mmap).index
+
+
+def refresh_index(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, int]:
+    """Bring a named index up to date with its table; return (rows removed, rows added)."""
+    return indexes.refresh(registered_state(con), name)
+
+
+def drop_index(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Forget a named index and its key table; return whether it existed."""
+    return indexes.drop(registered_state(connection_of(con)), name)

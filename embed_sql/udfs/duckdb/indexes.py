@@ -1,0 +1,251 @@
+"""Named vector indexes of a DuckDB database: build, load, refresh, drop.
+
+An index remembers the table it answers for (its fully qualified name, key and vector
+columns) and the table's fingerprint when it was built. Every query compares that with the
+fingerprint DuckDB computes for the table as it is now (one scan, in the caller's snapshot:
+about 0.5 s per million 384-d rows), and a stale index refuses to answer, naming
+``embed_refresh_index``. A refresh reads only the rows whose key is new or whose vector's
+hash changed, removes the rows that are gone or changed, and adds the new versions.
+
+Keys live twice: in the :class:`~embed_sql.vectors.VectorIndex` (for Python callers and
+saved files) and in a key table ``embed_sql.main.keys_<name>(label, key, h)`` that the SQL
+macros join to return keys in their own type (``h`` is the hash of the row's vector).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.exceptions import InvalidParameterError
+from embed_sql.models.encoder import shared_encoder
+from embed_sql.udfs.duckdb.macros import (
+    STATE_CATALOG,
+    check_index_name,
+    fingerprint_sql,
+    keys_table,
+    quote_ident,
+)
+from embed_sql.udfs.duckdb.read import (
+    Context,
+    check_columns,
+    fixed_vectors,
+    read_source,
+    reader,
+)
+from embed_sql.vectors.index import VectorIndex
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from embed_sql.udfs.duckdb.state import DatabaseState
+
+__all__ = ["DETACHED", "NamedIndex", "attach", "build", "drop", "load", "refresh"]
+
+DETACHED = quote_ident(STATE_CATALOG, "main", "detached")  # source of an index with no table
+
+
+@dataclass
+class NamedIndex:
+    """A :class:`VectorIndex` under a name, with the table it answers for."""
+
+    name: str
+    index: VectorIndex
+    source: str | None = None  # fully qualified table; None: answers for no table
+    key: str = "id"
+    vec: str = "v"
+    fingerprint: str | None = None
+
+    def check_fresh(self, fingerprint: object) -> None:
+        """Refuse to answer when the table no longer matches the index."""
+        if self.source is None or fingerprint is None or fingerprint == self.fingerprint:
+            return
+        then, now = (str(f).split(":", 1)[0] for f in (self.fingerprint, fingerprint))
+        msg = (
+            f"vector index {self.name!r} is stale: table {self.source} changed since the index "
+            f"was built or refreshed ({then} rows then, {now} now, or rows updated); run "
+            f"SELECT embed_refresh_index('{self.name}') (embed_sql.refresh_index in Python)"
+        )
+        raise InvalidParameterError(msg)
+
+    def save_meta(self) -> None:
+        """Record the source in the index, so a saved file can be reattached to its table."""
+        self.index.meta.update(
+            source=self.source or "", key=self.key, vec=self.vec, fingerprint=self.fingerprint or ""
+        )
+
+
+def index_name(name: object) -> str:
+    """Validate an index name; return it in lower case (names ignore case, as in SQL)."""
+    try:
+        return check_index_name(name)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
+
+
+def build(
+    state: DatabaseState,
+    cur: duckdb.DuckDBPyConnection,
+    name: str,
+    table: str,
+    *,
+    vec: str,
+    key: str,
+    context: Context | None = None,
+    expected: str | None = None,
+    model: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    transaction: bool = True,
+    **options: object,
+) -> NamedIndex:
+    """Read ``table`` through ``cur``, build the index, save it if asked, attach it."""
+    name = index_name(name)
+    src = read_source(
+        cur,
+        table,
+        vec,
+        key,
+        operation="embed_create_index",
+        context=context,
+        expected=expected,
+        transaction=transaction,
+    )
+    encoder = shared_encoder(model) if model else state.encoders.get("embed")
+    index = VectorIndex.build(
+        src.vectors,
+        src.keys,
+        model=encoder.name if encoder else None,
+        model_key=encoder.key if encoder else None,
+        **options,  # type: ignore[arg-type]
+    )
+    named = NamedIndex(name, index, src.table, key, vec, src.fingerprint)
+    named.save_meta()
+    if path is not None:
+        index.save(path)
+    valid = pa.array(np.asarray(src.vectors.is_valid(), dtype=bool))
+    attach(state, named, src.hashes.filter(valid))
+    return named
+
+
+def attach(state: DatabaseState, named: NamedIndex, hashes: pa.Array | None = None) -> None:
+    """Register ``named`` on the database and (re)write its key table."""
+    labels = named.index.labels().astype(np.int64)
+    keys = named.index.key_of(labels)
+    h = hashes if hashes is not None else pa.nulls(len(labels), pa.uint64())
+    table = pa.table({"label": labels, "key": keys, "h": h.cast(pa.uint64())})
+    cur = state.cursor()
+    try:
+        cur.register("__embed_sql_new_keys", table)
+        cur.execute(
+            f"CREATE OR REPLACE TABLE {keys_table(named.name)} AS "
+            "SELECT * FROM __embed_sql_new_keys"
+        )
+        cur.unregister("__embed_sql_new_keys")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {DETACHED} (x INTEGER)")
+    finally:
+        cur.close()
+    with state.lock:
+        state.indexes[named.name] = named
+
+
+def load(
+    state: DatabaseState,
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    context: Context | None = None,
+    mmap: bool = True,
+) -> NamedIndex:
+    """Open a saved index under ``name``; reattach it to its table if that table is here."""
+    name = index_name(name)
+    if path is None:
+        msg = "the index path is NULL; give the file written by embed_create_index(path := ...)"
+        raise InvalidParameterError(msg)
+    index = VectorIndex.view(path) if mmap else VectorIndex.load(path)
+    meta = index.meta
+    named = NamedIndex(name, index)
+    source = meta.get("source")
+    if source:
+        with reader(state, context) as cur:
+            try:
+                check_columns(cur, source, {meta["vec"]: "vector", meta["key"]: "key"})
+            except Exception:
+                source = None
+    if source:
+        named.source, named.key, named.vec = source, meta["key"], meta["vec"]
+        named.fingerprint = meta.get("fingerprint") or None
+    attach(state, named)
+    return named
+
+
+def refresh(state: DatabaseState, name: str, expected: str | None = None) -> tuple[int, int]:
+    """Bring an index up to date with its table; return (rows removed, rows added)."""
+    named = state.index(name)
+    if named.source is None:
+        msg = f"vector index {named.name!r} answers for no table (it was loaded alone); nothing to refresh"
+        raise InvalidParameterError(msg)
+    src, key, vec = named.source, quote_ident(named.key), quote_ident(named.vec)
+    keys = keys_table(named.name)
+    changed = f"t.{key} = k.key AND k.h IS NOT NULL AND k.h = hash(t.{vec})"
+    with state.lock, reader(state, None) as cur:
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            (fingerprint,) = cur.execute(fingerprint_sql(src, named.key, named.vec)).fetchall()[0]
+            gone = cur.sql(
+                f"SELECT k.key FROM {keys} AS k ANTI JOIN {src} AS t ON {changed}"
+            ).to_arrow_table()
+            new = cur.sql(
+                f"SELECT t.{key} AS id, t.{vec}::FLOAT[] AS v, hash(t.{vec}) AS h "
+                f"FROM {src} AS t ANTI JOIN {keys} AS k ON {changed} "
+                f"WHERE t.{vec} IS NOT NULL ORDER BY 1"
+            ).to_arrow_table()
+        finally:
+            cur.execute("COMMIT")
+    if expected is not None and expected != fingerprint:
+        msg = (
+            f"embed_refresh_index: table {src} differs between your transaction and committed "
+            "data; COMMIT first, so the index answers for the rows you see"
+        )
+        raise InvalidParameterError(msg)
+    index = named.index
+    removed = index.remove(gone.column("key").combine_chunks()) if gone.num_rows else 0
+    start = index.label_count
+    added = 0
+    if new.num_rows:
+        vectors = fixed_vectors(new.column("v"), named.vec, src)
+        added = index.add(new.column("id").combine_chunks(), vectors)
+    named.fingerprint = fingerprint
+    named.save_meta()
+    rows = pa.table(
+        {
+            "label": np.arange(start, start + added, dtype=np.int64),
+            "key": new.column("id").combine_chunks().cast(index.keys().type),
+            "h": new.column("h").combine_chunks().cast(pa.uint64()),
+        }
+    )
+    cur = state.cursor()
+    try:
+        cur.register("__embed_sql_gone", gone)
+        cur.register("__embed_sql_added", rows)
+        cur.execute(f"DELETE FROM {keys} WHERE key IN (SELECT key FROM __embed_sql_gone)")
+        cur.execute(f"INSERT INTO {keys} SELECT * FROM __embed_sql_added")
+    finally:
+        cur.close()
+    return removed, added
+
+
+def drop(state: DatabaseState, name: str) -> bool:
+    """Forget a named index and its key table; return whether it existed."""
+    name = index_name(name)
+    with state.lock:
+        found = state.indexes.pop(name, None) is not None
+    cur = state.cursor()
+    try:
+        cur.execute(f"DROP TABLE IF EXISTS {keys_table(name)}")
+    finally:
+        cur.close()
+    return found

@@ -1,0 +1,267 @@
+"""SQL text of the DuckDB macros, and the identifiers they use (no duckdb import here).
+
+Every macro is ``embed_``-prefixed and takes table, index and column names as strings; none
+is spliced into SQL: tables are read with ``query_table(name)`` in the caller's own context
+(so ``USE``, ``search_path`` and TEMP tables resolve as in the SQL around the call) and
+columns are picked with ``COLUMNS(lambda c: c = name)``.
+
+Three helper macros carry the caller's context to the Python functions, which read through
+a connection of their own:
+
+- ``embed_sql_ctx()``: the caller's database, schema, ``search_path`` and TEMP names, so a
+  table name resolves to the same table (a TEMP table cannot be seen from another
+  connection: it is refused by name);
+- ``embed_sql_fp(tbl, key, vec)``: the table's fingerprint, row count and the sum of
+  ``hash(key, vector)`` over the rows, computed by DuckDB in one scan of the caller's
+  snapshot. A build compares it with its own read (so an uncommitted change cannot slip
+  between the two) and every query compares it with the index's (so a stale index refuses
+  to answer instead of returning deleted rows);
+- ``embed_sql_fp_of(idx)``: the same for an index's source table.
+
+Index results carry row labels; keys come back in their own type by joining the index's
+key table in the in-memory catalog :data:`STATE_CATALOG`, attached beside the user's
+databases and shared by every connection to them.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "MACROS",
+    "STATE_CATALOG",
+    "check_index_name",
+    "fingerprint_sql",
+    "keys_table",
+    "quote_ident",
+    "split_name",
+]
+
+STATE_CATALOG = "embed_sql"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def split_name(name: str) -> list[str]:
+    """Split a possibly qualified, possibly quoted SQL name into its parts.
+
+    Examples
+    --------
+    >>> split_name('"my db".main."a.b"')
+    ['my db', 'main', 'a.b']
+    """
+    parts: list[str] = []
+    i, n = 0, len(name)
+    while i <= n:
+        if i < n and name[i] == '"':
+            j, buf = i + 1, []
+            while j < n:
+                if name[j] == '"' and j + 1 < n and name[j + 1] == '"':
+                    buf.append('"')
+                    j += 2
+                elif name[j] == '"':
+                    break
+                else:
+                    buf.append(name[j])
+                    j += 1
+            parts.append("".join(buf))
+            i = j + 1
+        else:
+            j = name.find(".", i)
+            j = n if j < 0 else j
+            parts.append(name[i:j].strip())
+            i = j
+        if i < n and name[i] == ".":
+            i += 1
+            continue
+        break
+    return parts
+
+
+def quote_ident(*parts: str) -> str:
+    """Quote name parts as one qualified SQL identifier.
+
+    Examples
+    --------
+    >>> print(quote_ident("main", "docs"), quote_ident('a"b'))
+    "main"."docs" "a""b"
+    """
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+def check_index_name(name: object) -> str:
+    """Return ``name`` in lower case if it can name an index, else raise ValueError.
+
+    Index names are SQL identifiers, so, like DuckDB's, they ignore case: ``'IX'`` and
+    ``'ix'`` name the same index.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        msg = (
+            f"index name {name!r} is not allowed; use letters, digits and underscores, "
+            "not starting with a digit (e.g. 'docs_index')"
+        )
+        raise ValueError(msg)
+    return name.lower()
+
+
+def keys_table(index: str) -> str:
+    """Return the table mapping an index's row labels to the user's keys, quoted."""
+    return quote_ident(STATE_CATALOG, "main", f"keys_{index}")
+
+
+def fingerprint_sql(table: str, key: str, vec: str) -> str:
+    """Return the SELECT computing a table's fingerprint (as ``embed_sql_fp`` does)."""
+    lam = f"lambda c: c = {_literal(key)} OR c = {_literal(vec)}"
+    return (
+        "SELECT count(*)::VARCHAR || ':' || "
+        f"coalesce(sum(hash(*COLUMNS({lam}))), 0)::VARCHAR FROM {table}"
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_CTX = """
+    [current_database(), current_schema(), current_setting('search_path'),
+     coalesce((SELECT string_agg(lower(n), chr(31)) FROM (
+         SELECT table_name AS n FROM duckdb_tables() WHERE temporary
+         UNION ALL SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal)), '')]
+"""
+
+MACROS = (
+    # -- context helpers ------------------------------------------------------------------
+    f"MACRO embed_sql_ctx() AS {_CTX}",
+    """
+    MACRO embed_sql_fp(tbl, key, vec) AS (
+        SELECT count(*)::VARCHAR || ':' ||
+               coalesce(sum(hash(*COLUMNS(lambda c: c = key OR c = vec))), 0)::VARCHAR
+        FROM query_table(tbl))
+    """,
+    """
+    MACRO embed_sql_fp_of(idx) AS
+        embed_sql_fp(embed_sql_index_source(idx), embed_sql_index_key(idx),
+                     embed_sql_index_vec(idx))
+    """,
+    # -- named indexes; each returns the number of vectors indexed ------------------------
+    """
+    MACRO embed_create_index(idx, tbl, vec := 'v', key := 'id', metric := 'cos',
+                             exact := false, path := NULL, M := NULL,
+                             ef_construction := NULL, ef_search := NULL) AS
+        embed_sql_create_index(idx, tbl, vec, key, metric, exact, path, M, ef_construction,
+                               ef_search, embed_sql_ctx(), embed_sql_fp(tbl, key, vec))
+    """,
+    """
+    MACRO embed_load_index(idx, path) AS embed_sql_load_index(idx, path, embed_sql_ctx())
+    """,
+    """
+    MACRO embed_refresh_index(idx) AS embed_sql_refresh_index(idx, embed_sql_fp_of(idx))
+    """,
+    """
+    MACRO embed_drop_index(idx) AS embed_sql_drop_index(idx)
+    """,
+    # -- k nearest neighbours of one vector, keys in their own type -----------------------
+    """
+    MACRO embed_knn(vec, idx, k := 10) AS (
+        SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
+                    ORDER BY t.m.rank)
+        FROM (SELECT unnest(embed_sql_knn(vec, idx, k, NULL, NULL, embed_sql_fp_of(idx),
+                                          embed_sql_ctx())) AS m) AS t
+        JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
+    )
+    """,
+    """
+    MACRO embed_knn_join(tbl, idx, k := 10, vec := 'v', key := 'id', allowed := NULL,
+                         allowed_key := 'id') AS TABLE
+        WITH m AS (
+            SELECT COLUMNS(lambda c: c = key) AS left_key,
+                   unnest(embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k, allowed,
+                                        allowed_key, embed_sql_fp_of(idx),
+                                        embed_sql_ctx())) AS s
+            FROM query_table(tbl)
+        )
+        SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance, m.s.rank AS rank
+        FROM m JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = m.s.label
+        ORDER BY m.left_key, m.s.rank
+    """,
+    """
+    MACRO embed_range_join(tbl, idx, threshold, vec := 'v', key := 'id') AS TABLE
+        WITH m AS (
+            SELECT COLUMNS(lambda c: c = key) AS left_key,
+                   unnest(embed_sql_range(COLUMNS(lambda c: c = vec), idx, threshold,
+                                          embed_sql_fp_of(idx))) AS s
+            FROM query_table(tbl)
+        )
+        SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance
+        FROM m JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = m.s.label
+        ORDER BY m.left_key, m.s.distance, kk.key
+    """,
+    """
+    MACRO embed_search(idx, query, k := 10) AS TABLE
+        SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank
+        FROM (SELECT unnest(embed_sql_knn(embed_sql_query_vector(idx, query), idx, k, NULL,
+                                          NULL, embed_sql_fp_of(idx),
+                                          embed_sql_ctx())) AS m) AS t
+        JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
+        ORDER BY rank
+    """,
+    # -- whole-table operators: keys come back by value from the same read ----------------
+    """
+    MACRO embed_dedup(tbl, threshold, vec := 'v', key := 'id', metric := 'cos') AS TABLE
+        WITH g AS (
+            SELECT unnest(embed_sql_dedup(tbl, vec, key, threshold, metric, embed_sql_ctx(),
+                                          embed_sql_fp(tbl, key, vec))) AS s
+        ),
+        src AS (
+            SELECT COLUMNS(lambda c: c = key) AS key,
+                   COLUMNS(lambda c: c = key)::VARCHAR AS key_text
+            FROM query_table(tbl)
+        )
+        SELECT src.key AS key, g.s.group_id AS group_id, rep.key AS representative,
+               g.s.keep AS keep
+        FROM g JOIN src ON src.key_text = g.s.key_text
+        JOIN src AS rep ON rep.key_text = g.s.representative_text
+        ORDER BY g.s.row
+    """,
+    """
+    MACRO embed_cluster(tbl, k := NULL, threshold := NULL, vec := 'v', key := 'id',
+                        metric := 'cos', seed := 0) AS TABLE
+        WITH g AS (
+            SELECT unnest(embed_sql_cluster(tbl, vec, key, k, threshold, metric, seed,
+                                            embed_sql_ctx(), embed_sql_fp(tbl, key, vec))) AS s
+        ),
+        src AS (
+            SELECT COLUMNS(lambda c: c = key) AS key,
+                   COLUMNS(lambda c: c = key)::VARCHAR AS key_text
+            FROM query_table(tbl)
+        )
+        SELECT src.key AS key, g.s.cluster AS cluster
+        FROM g JOIN src ON src.key_text = g.s.key_text
+        ORDER BY g.s.row
+    """,
+    """
+    MACRO embed_chunks(tbl, col, max_tokens := 256, overlap := 32, key := 'id') AS TABLE
+        SELECT COLUMNS(lambda c: c = key) AS key,
+               unnest(embed_sql_chunks(COLUMNS(lambda c: c = col), max_tokens, overlap),
+                      recursive := true)
+        FROM query_table(tbl)
+    """,
+    """
+    MACRO embed_drift(ref, cur, vec := 'v', min_votes := 2, seed := 0) AS TABLE
+        SELECT unnest(embed_sql_drift(ref, cur, vec, min_votes, seed, embed_sql_ctx()),
+                      recursive := true)
+    """,
+    # -- novelty: distance to the k-th nearest row of a reference index, and its cut ------
+    """
+    MACRO embed_outlier_score(vec, idx, k := 5) AS
+        embed_sql_outlier_score(vec, idx, k, embed_sql_fp_of(idx))
+    """,
+    """
+    MACRO embed_outlier_threshold(idx, k := 5, quantile := 0.99) AS
+        embed_sql_outlier_threshold(idx, k, quantile, embed_sql_fp_of(idx))
+    """,
+    """
+    MACRO embed_is_outlier(vec, idx, k := 5, quantile := 0.99) AS
+        embed_sql_outlier_score(vec, idx, k, embed_sql_fp_of(idx))
+        > embed_sql_outlier_threshold(idx, k, quantile, embed_sql_fp_of(idx))
+    """,
+)

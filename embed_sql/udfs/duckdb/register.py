@@ -1,0 +1,259 @@
+"""``embed_sql.register(con)``: the SQL surface on a DuckDB database.
+
+Functions are added once per database (DuckDB shares them with every connection and cursor
+to it); the macros are added as TEMP macros of the connection given (so ``USE`` elsewhere
+does not hide them) and, when the database is in memory, also to its ``main`` schema, where
+every cursor finds them. A connection or cursor of a file database that did not register
+gets its macros from a call to ``register`` on it, which is cheap once the database is
+registered: it reuses the database's functions, models and indexes. Nothing else about the
+connection changes: no setting is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from embed_sql.exceptions import InvalidParameterError
+from embed_sql.models.cache import EmbeddingCache
+from embed_sql.models.encoder import TextEncoder, shared_encoder
+from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
+from embed_sql.udfs.duckdb.functions import SPECS, embed_function
+from embed_sql.udfs.duckdb.macros import MACROS, quote_ident
+from embed_sql.udfs.duckdb.state import DatabaseState, duckdb_module, state_of
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["Registration", "connection_of", "register", "registered_state"]
+
+ModelRef = str | ModelSpec | os.PathLike[str]
+_ALIAS = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register` made available: SQL function name → encoder."""
+
+    functions: dict[str, TextEncoder] = field(default_factory=dict)
+    cache: EmbeddingCache | None = None
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{n}() → FLOAT[{e.dim}] ({e.name})" for n, e in self.functions.items())
+        return f"Registration({names})"
+
+
+def connection_of(con: object) -> duckdb.DuckDBPyConnection:
+    """Return ``con`` if it is an open DuckDB connection or cursor, else refuse clearly."""
+    duckdb = duckdb_module()
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        msg = (
+            f"register() needs a DuckDB connection, got {type(con).__name__}; "
+            "pass duckdb.connect(...) or a cursor of one"
+        )
+        raise InvalidParameterError(msg)
+    try:
+        con.cursor().close()
+    except duckdb.ConnectionException as exc:
+        msg = f"the DuckDB connection is closed ({exc}); open a new one with duckdb.connect()"
+        raise InvalidParameterError(msg) from exc
+    return con
+
+
+def registered_state(con: object) -> DatabaseState:
+    """Return the state of ``con``'s database, registering it with defaults if needed."""
+    con = connection_of(con)
+    state = state_of(con)
+    if state is None or "embed" not in state.encoders:
+        register(con)
+        state = state_of(con)
+    assert state is not None
+    state.add_connection(con)
+    return state
+
+
+def register(
+    con: duckdb.DuckDBPyConnection,
+    model: ModelRef | None = None,
+    models: Mapping[str, ModelRef] | None = None,
+    *,
+    cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+) -> Registration:
+    """Add ``embed(text)``, ``embed_<alias>(text)`` and every ``embed_*`` macro to a database.
+
+    Parameters
+    ----------
+    con
+        A DuckDB connection or cursor. Registering again is safe; registering another
+        connection or cursor of a registered database is cheap and shares its models and
+        indexes.
+    model
+        The model behind ``embed``: a name, alias (``"all-MiniLM-L6-v2:int8"``), spec or
+        local path. Default: the database's current one, else all-MiniLM-L6-v2.
+    models
+        Extra models as ``{"alias": model}``; each becomes ``embed_<alias>(text)``. Aliases
+        are lower-case SQL identifiers.
+    cache
+        An :class:`EmbeddingCache` or a path for one: texts already embedded with the same
+        model are looked up instead of recomputed.
+
+    Returns
+    -------
+    Registration
+        The function names and their encoders.
+
+    Raises
+    ------
+    ModelNotFoundError, InvalidParameterError
+        At registration, for an unknown model, a bad alias or a closed connection.
+
+    Examples
+    --------
+    >>> import duckdb, embed_sql
+    >>> con = duckdb.connect()
+    >>> embed_sql.register(con, models={"q8": "all-MiniLM-L6-v2:int8"})
+    Registration(embed() → FLOAT[384] (...), embed_q8() → FLOAT[384] (...:int8))
+    >>> con.sql("SELECT typeof(embed('x'))").fetchall()
+    [('FLOAT[384]',)]
+    """
+    con = connection_of(con)
+    wanted: dict[str, ModelRef] = {}
+    if model is not None:
+        wanted["embed"] = model
+    for alias, ref in (models or {}).items():
+        if not isinstance(alias, str) or not _ALIAS.match(alias):
+            msg = (
+                f"model alias {alias!r} is not allowed; use a lower-case SQL identifier "
+                "such as 'multi' or 'q8' (it becomes embed_<alias>)"
+            )
+            raise InvalidParameterError(msg)
+        wanted[f"embed_{alias}"] = ref
+    encoders = {name: shared_encoder(ref) for name, ref in wanted.items()}  # validates all
+    state = state_of(con, create=True)
+    assert state is not None
+    if "embed" not in encoders and "embed" not in state.encoders:
+        encoders = {"embed": shared_encoder(DEFAULT_MODEL), **encoders}
+    with state.lock:
+        for name, encoder in encoders.items():
+            _set_embed(con, state, name, encoder)
+        if cache is not None:
+            state.cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
+        for spec in SPECS:
+            if spec.name not in state.functions:
+                _create(
+                    con,
+                    state,
+                    spec.name,
+                    spec.make(state),
+                    spec.params,
+                    spec.result,
+                    special=not spec.null_in_null_out,
+                    side_effects=spec.side_effects,
+                )
+        state.add_connection(con)
+    _install_macros(con)
+    return Registration(dict(state.encoders), state.cache)
+
+
+def _set_embed(
+    con: duckdb.DuckDBPyConnection, state: DatabaseState, name: str, encoder: TextEncoder
+) -> None:
+    """Point ``name`` at ``encoder``; (re)create the function only if its type changes."""
+    current = state.encoders.get(name)
+    if current is not None and current.dim == encoder.dim:
+        state.encoders[name] = encoder  # the function reads its encoder from the state
+        return
+    if current is not None:  # a new dimension: DuckDB must see a new result type
+        creator = state.creators[name]()
+        if creator is not con:
+            msg = (
+                f"{name}() returns FLOAT[{current.dim}] ({current.name}) on this database, and "
+                "only the connection that registered it can change its type; register "
+                f"{encoder.name} under a new alias instead (models={{'alias': ...}})"
+            )
+            raise InvalidParameterError(msg)
+        with contextlib.suppress(duckdb_module().InvalidInputException):
+            con.remove_function(name)
+        del state.functions[name]
+    state.encoders[name] = encoder
+    duckdb = duckdb_module()
+    _create(
+        con,
+        state,
+        name,
+        embed_function(state, name),
+        (pa.string(),),
+        duckdb.array_type(duckdb.sqltypes.FLOAT, encoder.dim),
+        special=False,
+        side_effects=False,
+    )
+
+
+def _create(
+    con: duckdb.DuckDBPyConnection,
+    state: DatabaseState,
+    name: str,
+    fn: object,
+    params: tuple[pa.DataType, ...],
+    result: object,
+    *,
+    special: bool,
+    side_effects: bool,
+) -> None:
+    duckdb = duckdb_module()
+    try:
+        con.create_function(
+            name,
+            fn,  # type: ignore[arg-type]
+            [_sql_type(p) for p in params],
+            _sql_type(result) if isinstance(result, pa.DataType) else result,
+            type="arrow",  # type: ignore[arg-type]
+            null_handling="special" if special else "default",  # type: ignore[arg-type]
+            side_effects=side_effects,
+        )
+    except duckdb.CatalogException as exc:  # made by an earlier embed_sql in this process
+        msg = (
+            f"{name}() already exists on this database but not from this embed_sql state "
+            f"({exc}); register on the connection that made it, or open a new database"
+        )
+        raise InvalidParameterError(msg) from exc
+    state.functions[name] = fn  # DuckDB drops its reference when `con` closes: keep ours
+    state.creators[name] = weakref.ref(con)
+
+
+def _sql_type(t: pa.DataType) -> object:
+    """Return the DuckDB type of an Arrow type (result and argument types declared once)."""
+    duckdb = duckdb_module()
+    if pa.types.is_list(t):
+        return duckdb.list_type(_sql_type(t.value_type))
+    if pa.types.is_struct(t):
+        fields = {t.field(i).name: _sql_type(t.field(i).type) for i in range(t.num_fields)}
+        return duckdb.struct_type(fields)
+    names = {"int32": "INTEGER", "int64": "BIGINT", "float": "FLOAT", "double": "DOUBLE"}
+    names |= {"string": "VARCHAR", "bool": "BOOLEAN"}
+    return getattr(duckdb.sqltypes, names[str(t)])
+
+
+def _install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """TEMP macros on ``con``; in an in-memory database also in ``main``, seen by cursors."""
+    for macro in MACROS:
+        con.execute("CREATE OR REPLACE TEMP " + macro.strip())
+    cur = con.cursor()
+    try:
+        db, path = cur.execute(
+            "SELECT database_name, path FROM duckdb_databases() "
+            "WHERE database_name = current_database()"
+        ).fetchall()[0]
+        if path is None:
+            for macro in MACROS:
+                body = macro.strip().removeprefix("MACRO ")
+                cur.execute(f"CREATE OR REPLACE MACRO {quote_ident(db, 'main')}.{body}")
+    finally:
+        cur.close()

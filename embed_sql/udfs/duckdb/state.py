@@ -1,0 +1,127 @@
+"""What embed_sql keeps per DuckDB database: functions, encoders, named indexes.
+
+DuckDB keeps Python functions per *database instance* (every connection and cursor to it
+sees them), but holds the Python objects only as long as the connection that created them
+is open: a function called after that connection closed used to crash the process. So the
+state of one database lives here, holds every function object for as long as the process
+runs, and is found from any connection to that database through a one-row table in the
+in-memory catalog ``embed_sql`` attached beside it (attached catalogs are shared too).
+
+The functions read tables through a connection of their own (a UDF must not query the
+connection that runs it): a cursor of any registered connection that is still open.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from embed_sql.exceptions import InvalidParameterError, MissingDependencyError
+from embed_sql.models.cache import EmbeddingCache
+from embed_sql.models.encoder import TextEncoder
+from embed_sql.udfs.duckdb.macros import STATE_CATALOG, quote_ident
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from embed_sql.udfs.duckdb.indexes import NamedIndex
+
+__all__ = ["DatabaseState", "duckdb_module", "state_of"]
+
+
+def duckdb_module():
+    """Import duckdb, or say which extra installs it."""
+    try:
+        import duckdb
+    except ImportError as exc:
+        msg = "the DuckDB functions need duckdb; install the extra: pip install 'embed-sql[duckdb]'"
+        raise MissingDependencyError(msg) from exc
+    return duckdb
+
+
+@dataclass(eq=False)
+class DatabaseState:
+    """embed_sql's functions and indexes on one DuckDB database instance."""
+
+    token: int
+    encoders: dict[str, TextEncoder] = field(default_factory=dict)  # SQL name → encoder
+    cache: EmbeddingCache | None = None
+    indexes: dict[str, NamedIndex] = field(default_factory=dict)  # lower-case name → index
+    functions: dict[str, object] = field(default_factory=dict)  # kept alive for DuckDB
+    creators: dict[str, weakref.ref] = field(default_factory=dict)  # function → connection
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _connections: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+
+    @property
+    def default(self) -> TextEncoder:
+        """The encoder behind ``embed()``."""
+        return self.encoders["embed"]
+
+    def add_connection(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Remember ``con`` as one the functions may read through."""
+        self._connections.add(con)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Return a new cursor to this database, from any registered connection still open."""
+        duckdb = duckdb_module()
+        for con in list(self._connections):
+            try:
+                return con.cursor()
+            except duckdb.ConnectionException:
+                self._connections.discard(con)
+        msg = (
+            "every connection that registered embed_sql on this database has been closed; "
+            "call embed_sql.register(con) on an open connection to it"
+        )
+        raise InvalidParameterError(msg)
+
+    def index(self, name: str) -> NamedIndex:
+        """Return the named index, or say which exist and how to make one."""
+        found = self.indexes.get(name.lower()) if isinstance(name, str) else None
+        if found is None:
+            known = ", ".join(sorted(self.indexes)) or "none yet"
+            msg = (
+                f"no vector index named {name!r} on this database (known: {known}); create "
+                "one with SELECT embed_create_index('name', 'table', vec := 'v', key := 'id')"
+            )
+            raise InvalidParameterError(msg)
+        return found
+
+
+_STATES: dict[int, DatabaseState] = {}  # token → state, for the life of the process
+_NEXT = itertools.count(1)
+_LOCK = threading.Lock()
+
+
+def state_of(con: duckdb.DuckDBPyConnection, *, create: bool = False) -> DatabaseState | None:
+    """Return the state of ``con``'s database (made and attached when ``create``)."""
+    cur = con.cursor()
+    try:
+        with _LOCK:
+            attached = cur.execute(
+                "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?",
+                [STATE_CATALOG],
+            ).fetchall()[0][0]
+            if attached:
+                token = cur.execute(
+                    f"SELECT max(token) FROM {quote_ident(STATE_CATALOG, 'main', 'instance')}"
+                ).fetchall()[0][0]
+                if token in _STATES:
+                    return _STATES[token]
+            if not create:
+                return None
+            token = next(_NEXT)
+            # READ_WRITE: also beside a read-only database file
+            cur.execute(
+                f"ATTACH IF NOT EXISTS ':memory:' AS {quote_ident(STATE_CATALOG)} (READ_WRITE)"
+            )
+            table = quote_ident(STATE_CATALOG, "main", "instance")
+            cur.execute(f"CREATE OR REPLACE TABLE {table} (token BIGINT)")
+            cur.execute(f"INSERT INTO {table} VALUES (?)", [token])
+            _STATES[token] = DatabaseState(token)
+            return _STATES[token]
+    finally:
+        cur.close()
