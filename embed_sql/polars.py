@@ -1,7 +1,13 @@
-"""``import embed_sql.polars`` registers the ``embed`` namespace on Polars expressions."""
+"""``import embed_sql.polars`` registers the ``embed`` namespace on Polars expressions and frames."""
 
 from __future__ import annotations
 
-from embed_sql.udfs.polars import EmbedExpr, vector_dtype, vectors_to_numpy
+from embed_sql.udfs.polars import (
+    EmbedExpr,
+    EmbedFrame,
+    EmbedLazyFrame,
+    vector_dtype,
+    vectors_to_numpy,
+)
 
-__all__ = ["EmbedExpr", "vector_dtype", "vectors_to_numpy"]
+__all__ = ["EmbedExpr", "EmbedFrame", "EmbedLazyFrame", "vector_dtype", "vectors_to_numpy"]

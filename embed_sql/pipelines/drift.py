@@ -325,7 +325,7 @@ class DriftCheck:
         self,
         reference: object,
         *,
-        column: str = "v",
+        vec: str = "v",
         tests: Sequence[str] = TESTS,
         min_votes: int = 2,
         min_rows: int = 30,
@@ -341,18 +341,18 @@ class DriftCheck:
         if min_rows < 2 * _FOLDS:
             msg = f"min_rows={min_rows!r} must be at least {2 * _FOLDS} (the classifier folds)"
             raise InvalidParameterError(msg)
-        self.column, self.tests = column, tuple(tests)
+        self.vec, self.tests = vec, tuple(tests)
         self.min_votes, self.min_rows, self.seed = min_votes, min_rows, seed
-        self.reference, self.ref_nulls, self.model_key = _as_vectors(reference, column, "reference")
+        self.reference, self.ref_nulls, self.model_key = _as_vectors(reference, vec, "reference")
         if len(self.reference) == 0:
             msg = "the reference has no (non-NULL) vectors; a drift check needs some to compare"
             raise InvalidParameterError(msg)
         self.dim = self.reference.shape[1]
         self._pca: object | None = None
 
-    def check(self, current: object, *, column: str | None = None) -> DriftReport:
+    def check(self, current: object, *, vec: str | None = None) -> DriftReport:
         """Compare ``current`` (same forms as the reference) with the reference."""
-        cur, cur_nulls, cur_key = _as_vectors(current, column or self.column, "current")
+        cur, cur_nulls, cur_key = _as_vectors(current, vec or self.vec, "current")
         if len(cur) == 0:
             msg = "the current sample has no (non-NULL) vectors; a drift check needs some"
             raise InvalidParameterError(msg)
@@ -574,13 +574,13 @@ def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def check(
     reference: object,
     current: object,
-    column: str = "v",
+    vec: str = "v",
     **options: object,
 ) -> DriftReport:
     """Check ``current`` against ``reference`` in one call; see :class:`DriftCheck`.
 
     ``reference`` and ``current`` may be Arrow tables, Polars DataFrames or LazyFrames,
-    pandas frames, Arrow vector arrays or numpy matrices; ``column`` names the vector column
+    pandas frames, Arrow vector arrays or numpy matrices; ``vec`` names the vector column
     of a table. ``options`` go to :class:`DriftCheck`.
 
     Examples
@@ -590,7 +590,7 @@ def check(
     >>> check(x[:100], x[100:]).verdict
     'no drift'
     """
-    return DriftCheck(reference, column=column, **options).check(current)  # type: ignore[arg-type]
+    return DriftCheck(reference, vec=vec, **options).check(current)  # type: ignore[arg-type]
 
 
 def read_sample(

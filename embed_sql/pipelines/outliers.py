@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import InputTypeError, InvalidParameterError
+from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
 from embed_sql.vectors.arrow import vector_input
 from embed_sql.vectors.index import VectorIndex, as_matrix
 from embed_sql.vectors.metrics import Metric
@@ -33,12 +33,12 @@ _CALIBRATION_ROWS = 20_000
 
 
 def reference_index(
-    reference: object, column: str = "v", metric: str | Metric = "cos", exact: bool | None = None
+    reference: object, vec: str = "v", metric: str | Metric = "cos", exact: bool | None = None
 ) -> VectorIndex:
     """Return ``reference`` if it is an index, else an index over its non-NULL vectors."""
     if isinstance(reference, VectorIndex):
         return reference
-    vectors, _ = vector_input(reference, column, "reference")
+    vectors, _ = vector_input(reference, vec, "reference")
     mat, valid = as_matrix(vectors, None)
     mat = mat[valid]
     use_exact = len(mat) <= _EXACT_UP_TO if exact is None else exact
@@ -63,7 +63,7 @@ class OutlierScorer:
     Parameters
     ----------
     reference
-        A :class:`~embed_sql.vectors.VectorIndex`, or vectors (Arrow table with ``column``,
+        A :class:`~embed_sql.vectors.VectorIndex`, or vectors (Arrow table with ``vec``,
         Arrow array, Polars or pandas frame, numpy matrix) to index here. NULL vectors are
         skipped.
     k
@@ -89,7 +89,7 @@ class OutlierScorer:
         *,
         k: int = 5,
         quantile: float = 0.99,
-        column: str = "v",
+        vec: str = "v",
         metric: str | Metric = "cos",
         exact: bool | None = None,
         seed: int = 0,
@@ -100,7 +100,7 @@ class OutlierScorer:
         if not 0.0 < float(quantile) < 1.0:
             msg = f"quantile={quantile!r} must lie strictly between 0 and 1 (e.g. 0.99)"
             raise InvalidParameterError(msg)
-        self.index = reference_index(reference, column, metric, exact)
+        self.index = reference_index(reference, vec, metric, exact)
         n = len(self.index)
         if n < k + 1:
             msg = (
@@ -163,7 +163,7 @@ def outlier_scores(
     reference: object,
     current: pa.Table,
     *,
-    column: str = "v",
+    vec: str = "v",
     k: int = 5,
     quantile: float = 0.99,
     metric: str | Metric = "cos",
@@ -179,11 +179,11 @@ def outlier_scores(
     >>> outlier_scores(ref, cur, k=3, metric="l2").column("is_outlier").to_pylist()
     [False, True]
     """
-    if column not in current.column_names:
-        msg = f"current has no column {column!r}; its columns are {current.column_names}"
-        raise InputTypeError(msg)
-    scorer = OutlierScorer(reference, k=k, quantile=quantile, column=column, metric=metric)
-    scores = scorer.table(current.column(column))
+    if vec not in current.column_names:
+        msg = f"current has no column {vec!r}; its columns are {current.column_names}; use vec="
+        raise ColumnNotFoundError(msg)
+    scorer = OutlierScorer(reference, k=k, quantile=quantile, vec=vec, metric=metric)
+    scores = scorer.table(current.column(vec))
     for name in scores.column_names:
         current = current.append_column(name, scores.column(name))
     return current

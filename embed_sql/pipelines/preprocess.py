@@ -192,7 +192,9 @@ def chunk(
     docs = column.to_pylist()
     present = [i for i, d in enumerate(docs) if d is not None]
     offsets = encoder.token_offsets([docs[i] for i in present])
-    rows: dict[str, list[object]] = {k: [] for k in ("src", "chunk", "text", "char_start", "char_end")}
+    rows: dict[str, list[object]] = {
+        k: [] for k in ("src", "chunk", "text", "char_start", "char_end")
+    }
     tokens: list[int] = []
     step = window - overlap
     for i, spans in zip(present, offsets, strict=True):

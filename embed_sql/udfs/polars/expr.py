@@ -1,0 +1,190 @@
+"""Encoders as Polars expressions: ``pl.col("text").embed.text()`` → ``pl.Array(pl.Float32, dim)``.
+
+Importing :mod:`embed_sql.polars` registers the ``embed`` expression namespace. The expression declares its ``return_dtype`` and is
+element-wise, so it works in ``select``, ``with_columns``, ``group_by().agg``, on LazyFrames
+and with the streaming engine, which then hands it bounded morsels instead of whole columns.
+
+>>> import polars as pl
+>>> import embed_sql.polars
+>>> df = pl.DataFrame({"title": ["a burrito", None]})
+>>> df.with_columns(v=pl.col("title").embed.text()).schema["v"]
+Array(Float32, shape=(384,))
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.exceptions import InputTypeError, MissingDependencyError
+from embed_sql.models.cache import EmbeddingCache
+from embed_sql.models.encoder import shared_encoder
+from embed_sql.models.registry import ModelSpec
+from embed_sql.vectors.arrow import to_numpy
+from embed_sql.vectors.join import check_k
+
+try:
+    import polars as pl
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    msg = "the Polars expressions need polars; install the extra: pip install 'embed-sql[polars]'"
+    raise MissingDependencyError(msg) from exc
+
+__all__ = ["EmbedExpr", "vector_dtype", "vectors_to_numpy"]
+
+ModelRef = str | ModelSpec | os.PathLike[str]
+
+
+def vector_dtype(dim: int) -> pl.DataType:
+    """Return the Polars type of a vector column: ``pl.Array(pl.Float32, dim)``."""
+    return pl.Array(pl.Float32, dim)
+
+
+def vectors_to_numpy(series: pl.Series) -> np.ndarray:
+    """Return an ``(n, dim)`` float32 matrix for an Array column; NULL rows are NaN.
+
+    Goes through Arrow, offset-safe, without a copy when the column has no NULLs.
+    """
+    if not isinstance(series.dtype, pl.Array):
+        msg = f"expected a pl.Array(pl.Float32, dim) column, got {series.dtype} in {series.name!r}"
+        raise InputTypeError(msg)
+    return to_numpy(series.to_arrow())
+
+
+@pl.api.register_expr_namespace("embed")
+class EmbedExpr:
+    """The ``embed`` namespace on Polars expressions."""
+
+    def __init__(self, expr: pl.Expr) -> None:
+        self._expr = expr
+
+    def text(
+        self,
+        model: ModelRef | None = None,
+        *,
+        cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    ) -> pl.Expr:
+        """Embed a String column into ``pl.Array(pl.Float32, dim)``; null gives null.
+
+        Parameters
+        ----------
+        model
+            Name, alias (``"all-MiniLM-L6-v2:int8"``), spec or local path; default
+            all-MiniLM-L6-v2. Resolved now, so an unknown model fails here, not mid-query.
+        cache
+            An :class:`~embed_sql.models.cache.EmbeddingCache` or a path for one.
+
+        Examples
+        --------
+        >>> import polars as pl, embed_sql.polars
+        >>> pl.select(pl.lit("tacos").embed.text()).dtypes
+        [Array(Float32, shape=(384,))]
+        """
+        encoder = shared_encoder(model)
+        store = (
+            cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
+        )
+        dtype = vector_dtype(encoder.dim)
+
+        def embed_batch(s: pl.Series) -> pl.Series:
+            if s.dtype not in (pl.String, pl.Null):
+                msg = (
+                    f"cannot embed column {s.name!r} of type {s.dtype}; only String columns "
+                    f"can be embedded. Cast it first: pl.col({s.name!r}).cast(pl.String)"
+                )
+                raise InputTypeError(msg)
+            texts = s.cast(pl.String).to_arrow()
+            out = encoder.encode(texts) if store is None else store.encode(encoder, texts)
+            if isinstance(out, pa.ChunkedArray):
+                out = out.combine_chunks()
+            return pl.Series(s.name, out, dtype=dtype)
+
+        return self._expr.map_batches(embed_batch, return_dtype=dtype, is_elementwise=True)
+
+    def clean(
+        self,
+        *,
+        strip_html: bool = True,
+        normalize: str | None = "NFKC",
+        remove_control: bool = True,
+        collapse_whitespace: bool = True,
+        lowercase: bool = False,
+    ) -> pl.Expr:
+        """Clean a String column: markup, NFKC, control characters, whitespace.
+
+        Options as :func:`embed_sql.pipelines.preprocess.clean`; null stays null.
+        """
+        from embed_sql.pipelines.preprocess import clean
+
+        options = {
+            "strip_html": strip_html,
+            "normalize": normalize,
+            "remove_control": remove_control,
+            "collapse_whitespace": collapse_whitespace,
+            "lowercase": lowercase,
+        }
+        clean([], **options)  # type: ignore[arg-type] - validates the options now
+
+        def clean_batch(s: pl.Series) -> pl.Series:
+            if s.dtype not in (pl.String, pl.Null):
+                msg = f"cannot clean column {s.name!r} of type {s.dtype}; cast it to pl.String"
+                raise InputTypeError(msg)
+            out = clean(s.cast(pl.String).to_arrow(), **options)  # type: ignore[arg-type]
+            return pl.Series(s.name, out, dtype=pl.String)
+
+        return self._expr.map_batches(clean_batch, return_dtype=pl.String, is_elementwise=True)
+
+    def outlier_score(
+        self, reference: object, *, k: int = 5, vec: str = "v", metric: str = "cos"
+    ) -> pl.Expr:
+        """Novelty score of a vector column: distance to the ``k``-th nearest reference vector.
+
+        ``reference`` is a :class:`~embed_sql.vectors.VectorIndex`, an
+        :class:`~embed_sql.pipelines.outliers.OutlierScorer`, a DataFrame (``vec`` holds
+        its vectors), a Series or a numpy matrix; it is indexed once, here. Null gives null.
+        See :mod:`embed_sql.pipelines.outliers`.
+        """
+        from embed_sql.pipelines.outliers import OutlierScorer, kth_distance, reference_index
+
+        if isinstance(reference, OutlierScorer):
+            index = reference.index
+        else:
+            index = reference_index(reference, vec, metric)
+        k = check_k(k, most=len(index))
+
+        def score_batch(s: pl.Series) -> pl.Series:
+            out = kth_distance(index, vectors_to_numpy(s), k)
+            return pl.Series(s.name, out, dtype=pl.Float32).fill_nan(None)
+
+        return self._expr.map_batches(score_batch, return_dtype=pl.Float32, is_elementwise=True)
+
+    def is_outlier(
+        self,
+        reference: object,
+        *,
+        k: int = 5,
+        quantile: float = 0.99,
+        vec: str = "v",
+        metric: str = "cos",
+    ) -> pl.Expr:
+        """Flag rows whose outlier score exceeds the threshold calibrated on the reference.
+
+        The threshold is the ``quantile`` of the reference's own leave-one-out scores; null
+        gives null.
+
+        ``reference`` as in :meth:`outlier_score`; an ``OutlierScorer`` brings its own ``k``
+        and threshold.
+        """
+        from embed_sql.pipelines.outliers import OutlierScorer
+
+        if not isinstance(reference, OutlierScorer):
+            reference = OutlierScorer(reference, k=k, quantile=quantile, vec=vec, metric=metric)
+        scorer: OutlierScorer = reference  # type: ignore[assignment]
+
+        def flag_batch(s: pl.Series) -> pl.Series:
+            out = scorer.score(vectors_to_numpy(s))
+            flags = pa.array(out > scorer.threshold, pa.bool_(), mask=np.isnan(out))
+            return pl.Series(s.name, flags, dtype=pl.Boolean)
+
+        return self._expr.map_batches(flag_batch, return_dtype=pl.Boolean, is_elementwise=True)

@@ -1,0 +1,354 @@
+"""The vector operator on Polars frames: ``df.embed.knn_join(other, k=5)`` and friends.
+
+Each operation is written once, on the LazyFrame: it declares its result schema and runs
+the host-neutral Arrow operation (:mod:`embed_sql.vectors`) when collected. The eager
+DataFrame form calls the lazy one and collects, as polars' own ``join_where`` does. Result
+columns and parameter names are the SQL macros' (``vec``, ``key``, ``left_key``,
+``right_key``, ``distance``, ``rank``, ``group_id``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import polars as pl
+
+from embed_sql.exceptions import ColumnNotFoundError, InputTypeError
+from embed_sql.models.encoder import shared_encoder
+from embed_sql.models.registry import ModelSpec
+
+__all__ = ["EmbedFrame", "EmbedLazyFrame"]
+
+ModelRef = str | ModelSpec | os.PathLike[str]
+
+
+def _arrow(df: pl.DataFrame, columns: list[str], what: str = "frame") -> pa.Table:
+    missing = [c for c in dict.fromkeys(columns) if c not in df.columns]
+    if missing:
+        msg = (
+            f"column(s) {missing} not in the {what}; its columns are {df.columns}; name the "
+            "right ones with vec= / key="
+        )
+        raise ColumnNotFoundError(msg)
+    return df.select(list(dict.fromkeys(columns))).to_arrow()
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _sides(vec: str, key: str, right_vec: str | None, right_key: str | None) -> tuple[str, str]:
+    return (vec if right_vec is None else right_vec), (key if right_key is None else right_key)
+
+
+@pl.api.register_lazyframe_namespace("embed")
+class EmbedLazyFrame:
+    """The ``embed`` namespace on LazyFrames: vector joins, dedup, clustering, search."""
+
+    def __init__(self, lf: pl.LazyFrame) -> None:
+        self._lf = lf
+
+    def _defer(
+        self, schema: dict[str, pl.DataType], run: Callable[[pl.DataFrame], pl.DataFrame]
+    ) -> pl.LazyFrame:
+        return self._lf.map_batches(
+            run,
+            schema=pl.Schema(schema),  # type: ignore[arg-type]
+            predicate_pushdown=False,
+            projection_pushdown=False,
+            streamable=False,
+        )
+
+    def _key_type(self, lf: pl.LazyFrame, key: str, what: str) -> pl.DataType:
+        schema = lf.collect_schema()
+        if key not in schema:
+            msg = f"key column {key!r} not in the {what}; its columns are {list(schema)}; use key="
+            raise ColumnNotFoundError(msg)
+        return schema[key]
+
+    def knn_join(
+        self,
+        other: pl.LazyFrame | pl.DataFrame,
+        *,
+        k: int,
+        vec: str = "v",
+        key: str = "id",
+        right_vec: str | None = None,
+        right_key: str | None = None,
+        metric: str = "cos",
+        exact: bool = False,
+        where: pl.Expr | None = None,
+    ) -> pl.LazyFrame:
+        """Join each row to its ``k`` nearest rows of ``other``.
+
+        Returns ``left_key``, ``right_key``, ``distance``, ``rank`` (as SQL's
+        ``embed_knn_join``). ``where`` is a boolean expression on ``other``, applied before
+        the top-k, so ``k`` rows come back whenever ``k`` rows pass it.
+        """
+        from embed_sql.vectors.join import check_k, knn_join
+
+        check_k(k)
+        right = other.lazy()
+        rvec, rkey = _sides(vec, key, right_vec, right_key)
+        schema = {
+            "left_key": self._key_type(self._lf, key, "frame"),
+            "right_key": self._key_type(right, rkey, "other frame"),
+            "distance": pl.Float32(),
+            "rank": pl.Int32(),
+        }
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            theirs = right.collect()
+            mask = None
+            if where is not None:  # a predicate on the right side, applied before the top-k
+                flags = theirs.select(where.fill_null(value=False)).to_series()
+                if flags.dtype != pl.Boolean:
+                    msg = (
+                        f"where= must be a boolean expression on the other frame, got {flags.dtype}"
+                    )
+                    raise InputTypeError(msg)
+                mask = flags.to_numpy()[theirs[rvec].is_not_null().to_numpy()]
+            out = knn_join(
+                _arrow(df, [key, vec]),
+                _arrow(theirs, [rkey, rvec], "other frame"),
+                k,
+                vec=vec,
+                key=key,
+                right_vec=rvec,
+                right_key=rkey,
+                metric=metric,
+                exact=exact,
+                where=mask,
+            )
+            return _frame(out)
+
+        return self._defer(schema, run)
+
+    def range_join(
+        self,
+        other: pl.LazyFrame | pl.DataFrame,
+        *,
+        threshold: float,
+        vec: str = "v",
+        key: str = "id",
+        right_vec: str | None = None,
+        right_key: str | None = None,
+        metric: str = "cos",
+        exact: bool = False,
+    ) -> pl.LazyFrame:
+        """Every pair within ``threshold``: ``left_key``, ``right_key``, ``distance``.
+
+        With HNSW (``exact=False``) a pair the graph does not reach can be missed (0.1-1.6 %
+        measured); ``exact=True`` returns every pair.
+        """
+        from embed_sql.vectors.join import range_join
+
+        right = other.lazy()
+        rvec, rkey = _sides(vec, key, right_vec, right_key)
+        schema = {
+            "left_key": self._key_type(self._lf, key, "frame"),
+            "right_key": self._key_type(right, rkey, "other frame"),
+            "distance": pl.Float32(),
+        }
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            out = range_join(
+                _arrow(df, [key, vec]),
+                _arrow(right.collect(), [rkey, rvec], "other frame"),
+                threshold,
+                vec=vec,
+                key=key,
+                right_vec=rvec,
+                right_key=rkey,
+                metric=metric,
+                exact=exact,
+            )
+            return _frame(out)
+
+        return self._defer(schema, run)
+
+    def dedup(
+        self, *, threshold: float, vec: str = "v", key: str = "id", metric: str = "cos"
+    ) -> pl.LazyFrame:
+        """Add ``group_id``, ``representative`` and ``keep`` (near-duplicate groups)."""
+        from embed_sql.vectors.cluster import dedup
+
+        schema = dict(self._lf.collect_schema())
+        schema.update(
+            group_id=pl.Int64(),
+            representative=self._key_type(self._lf, key, "frame"),
+            keep=pl.Boolean(),
+        )
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            flags = _frame(
+                dedup(_arrow(df, [key, vec]), threshold, vec=vec, key=key, metric=metric)
+            )
+            return df.with_columns(flags.drop("key"))
+
+        return self._defer(schema, run)
+
+    def cluster(
+        self,
+        *,
+        k: int | None = None,
+        threshold: float | None = None,
+        vec: str = "v",
+        key: str = "id",
+        metric: str = "cos",
+        seed: int = 0,
+    ) -> pl.LazyFrame:
+        """Add a ``cluster`` column: k-means (``k=``) or threshold components."""
+        from embed_sql.vectors.cluster import cluster
+
+        schema = dict(self._lf.collect_schema())
+        schema["cluster"] = pl.Int64()
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            res = cluster(
+                _arrow(df, [key, vec]),
+                k=k,
+                threshold=threshold,
+                vec=vec,
+                key=key,
+                metric=metric,
+                seed=seed,
+            )
+            return df.with_columns(cluster=pl.from_arrow(res.table.column("cluster")))
+
+        return self._defer(schema, run)
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        vec: str = "v",
+        model: ModelRef | None = None,
+        metric: str = "cos",
+    ) -> pl.LazyFrame:
+        """Return the ``k`` rows closest to ``query`` (embedded with ``model``).
+
+        Adds ``distance`` and ``rank`` (as SQL's ``embed_search``), closest first.
+        """
+        from embed_sql.vectors.index import VectorIndex
+        from embed_sql.vectors.join import check_k
+
+        if not isinstance(query, str):
+            msg = f"search() takes the query as a str, got {type(query).__name__}"
+            raise InputTypeError(msg)
+        check_k(k)
+        encoder = shared_encoder(model)  # resolve now: an unknown model fails here
+        schema = dict(self._lf.collect_schema())
+        if vec not in schema:
+            msg = (
+                f"vector column {vec!r} not in the frame; its columns are {list(schema)}; use vec="
+            )
+            raise ColumnNotFoundError(msg)
+        schema.update(distance=pl.Float32(), rank=pl.Int32())
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            if df.height == 0:
+                return df.with_columns(
+                    distance=pl.lit(None, pl.Float32), rank=pl.lit(None, pl.Int32)
+                )
+            index = VectorIndex.build(
+                df[vec].to_arrow(),
+                pa.array(np.arange(df.height)),
+                metric=metric,
+                exact=True,
+            )
+            res = index.search(encoder.encode_numpy([query]), k)
+            hit = res.labels[0] >= 0
+            rows = res.labels[0][hit]
+            return df[rows.tolist()].with_columns(
+                distance=pl.Series(res.distances[0][hit], dtype=pl.Float32),
+                rank=pl.Series(np.arange(1, len(rows) + 1), dtype=pl.Int32),
+            )
+
+        return self._defer(schema, run)
+
+    def chunk(
+        self,
+        column: str,
+        *,
+        key: str = "id",
+        max_tokens: int | None = None,
+        overlap: int = 32,
+        model: ModelRef | None = None,
+    ) -> pl.LazyFrame:
+        """Split ``column`` into pieces of at most ``max_tokens`` model tokens.
+
+        Returns ``key``, ``chunk``, ``text``, ``char_start``, ``char_end``, ``tokens`` per
+        piece (as SQL's ``embed_chunks``); see :func:`embed_sql.pipelines.preprocess.chunk`.
+        """
+        from embed_sql.pipelines.preprocess import chunk
+
+        schema = {
+            "key": self._key_type(self._lf, key, "frame"),
+            "chunk": pl.Int32(),
+            "text": pl.String(),
+            "char_start": pl.Int64(),
+            "char_end": pl.Int64(),
+            "tokens": pl.Int32(),
+        }
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            data = _arrow(df, [key, column])
+            out = chunk(
+                data.column(column).combine_chunks(),
+                data.column(key).combine_chunks(),
+                max_tokens=max_tokens,
+                overlap=overlap,
+                model=model,
+            )
+            return _frame(out)
+
+        return self._defer(schema, run)
+
+
+@pl.api.register_dataframe_namespace("embed")
+class EmbedFrame:
+    """The ``embed`` namespace on DataFrames: each call runs the LazyFrame form and collects.
+
+    Examples
+    --------
+    >>> import polars as pl, embed_sql.polars
+    >>> docs = pl.DataFrame({"id": [1, 2], "title": ["burrito", "rates"]})
+    >>> docs = docs.with_columns(v=pl.col("title").embed.text())
+    >>> docs.embed.search("food", k=1)["title"].to_list()
+    ['burrito']
+    """
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self._df = df
+
+    def _lazy(self) -> EmbedLazyFrame:
+        return EmbedLazyFrame(self._df.lazy())
+
+    def knn_join(self, other: pl.DataFrame | pl.LazyFrame, **options: object) -> pl.DataFrame:
+        """Eager :meth:`EmbedLazyFrame.knn_join`."""
+        return self._lazy().knn_join(other, **options).collect()  # type: ignore[arg-type]
+
+    def range_join(self, other: pl.DataFrame | pl.LazyFrame, **options: object) -> pl.DataFrame:
+        """Eager :meth:`EmbedLazyFrame.range_join`."""
+        return self._lazy().range_join(other, **options).collect()  # type: ignore[arg-type]
+
+    def dedup(self, **options: object) -> pl.DataFrame:
+        """Eager :meth:`EmbedLazyFrame.dedup`."""
+        return self._lazy().dedup(**options).collect()  # type: ignore[arg-type]
+
+    def cluster(self, **options: object) -> pl.DataFrame:
+        """Eager :meth:`EmbedLazyFrame.cluster`."""
+        return self._lazy().cluster(**options).collect()  # type: ignore[arg-type]
+
+    def search(self, query: str, **options: object) -> pl.DataFrame:
+        """Eager :meth:`EmbedLazyFrame.search`."""
+        return self._lazy().search(query, **options).collect()  # type: ignore[arg-type]
+
+    def chunk(self, column: str, **options: object) -> pl.DataFrame:
+        """Eager :meth:`EmbedLazyFrame.chunk`."""
+        return self._lazy().chunk(column, **options).collect()  # type: ignore[arg-type]
