@@ -16,7 +16,8 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -433,6 +434,12 @@ def _check_arrow(dtype: pa.DataType) -> None:
 
 
 def _to_arrow(texts: object) -> pa.Array:
+    if isinstance(texts, Mapping | AbstractSet):  # a dict iterates its keys, a set has no order
+        msg = (
+            f"cannot embed a {type(texts).__name__}: its items have no row order (a dict would "
+            "give its keys); pass a list of str, e.g. list(d.values())"
+        )
+        raise InputTypeError(msg)
     if isinstance(texts, bytes | bytearray) or not isinstance(texts, Iterable):
         msg = (
             f"cannot embed {type(texts).__name__} {texts!r:.80}; "

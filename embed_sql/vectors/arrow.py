@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import DimensionMismatchError, InputTypeError
+from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InputTypeError
 
 __all__ = [
     "MODEL_KEY",
@@ -118,6 +118,6 @@ def vector_input(
             )
             raise InputTypeError(msg) from exc
     if column not in data.column_names:
-        msg = f"{what} has no column {column!r}; its columns are {data.column_names}"
-        raise InputTypeError(msg)
+        msg = f"{what} has no column {column!r}; its columns are {data.column_names}; use vec="
+        raise ColumnNotFoundError(msg)
     return data.column(column), model_key(data.schema.field(column))

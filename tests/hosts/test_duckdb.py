@@ -88,7 +88,8 @@ def test_closed_connection_and_non_connection_are_refused(tiny_source: Path) -> 
 
 
 def test_non_text_argument_fails_at_bind_time(con: duckdb.DuckDBPyConnection) -> None:
-    with pytest.raises(duckdb.BinderException, match=r"embed\(col0 VARCHAR"):
+    # refused by DuckDB's binder (its wording is its own: only the type is asserted)
+    with pytest.raises(duckdb.BinderException):
         con.sql("SELECT embed(42)").fetchall()
     with pytest.raises(duckdb.BinderException):
         con.sql("SELECT embed([1, 2])").fetchall()

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import embed_sql.polars  # noqa: F401 - registers the namespaces
-from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelNotFoundError
+from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError, ModelNotFoundError
 from tests.unit.test_index import clustered
 
 
@@ -28,14 +28,14 @@ def test_knn_join_eager_and_lazy_agree(frame: pl.DataFrame, lazy: bool) -> None:
         out = frame.lazy().embed.knn_join(frame.lazy(), k=3, exact=True).collect()
     else:
         out = frame.embed.knn_join(frame, k=3, exact=True)
-    assert out.columns == ["left_id", "right_id", "distance", "rank"]
+    assert out.columns == ["left_key", "right_key", "distance", "rank"]
     assert out.height == 900
     assert out.filter(pl.col("rank") == 1)["distance"].max() < 1e-5
 
 
 def test_range_join_dedup_and_cluster(frame: pl.DataFrame) -> None:
     pairs = frame.embed.range_join(frame, threshold=1e-6, exact=True)
-    assert set(pairs.filter(pl.col("left_id") != pl.col("right_id")).rows()) == {
+    assert set(pairs.filter(pl.col("left_key") != pl.col("right_key")).rows()) == {
         (0, 1, 0.0),
         (1, 0, 0.0),
     }
@@ -63,8 +63,8 @@ def test_search_embeds_the_query_with_the_model(tiny_source: Path) -> None:
 
 
 def test_operator_errors_name_the_problem(frame: pl.DataFrame) -> None:
-    with pytest.raises(InputTypeError, match=r"column\(s\) \['emb'\] not in the frame"):
-        frame.embed.knn_join(frame, k=1, left_on="emb")
+    with pytest.raises(ColumnNotFoundError, match=r"column\(s\) \['emb'\] not in the frame"):
+        frame.embed.knn_join(frame, k=1, vec="emb")
     with pytest.raises(ModelNotFoundError):
         frame.lazy().embed.search("x", model="nope")
 
@@ -77,7 +77,7 @@ def test_knn_join_filter_applies_before_the_top_k(frame: pl.DataFrame, lazy: boo
     else:
         out = frame.embed.knn_join(frame, k=4, where=where)
     assert out.height == 300 * 4  # six rows pass, so every query gets its four
-    assert all(r % 50 == 7 for r in out["right_id"].to_list())
+    assert all(r % 50 == 7 for r in out["right_key"].to_list())
     with pytest.raises(InputTypeError, match="boolean expression"):
         frame.embed.knn_join(frame, k=1, where=pl.col("id"))
 
@@ -87,8 +87,8 @@ def test_clean_expression_and_chunk_frame(tiny_source: Path) -> None:
     cleaned = df.with_columns(c=pl.col("body").embed.clean(lowercase=True))
     assert cleaned["c"].to_list()[:2] == ["hi& bye", None]
     pieces = df.embed.chunk("body", max_tokens=10, overlap=2, model=str(tiny_source))
-    assert pieces.columns == ["id", "chunk", "text", "start", "end", "tokens"]
-    assert set(pieces["id"].to_list()) == {"a", "c"}
+    assert pieces.columns == ["key", "chunk", "text", "char_start", "char_end", "tokens"]
+    assert set(pieces["key"].to_list()) == {"a", "c"}
     assert pieces["tokens"].max() <= 10
     with pytest.raises(InputTypeError, match="cannot clean column 'id'"):
         pl.DataFrame({"id": [1]}).select(pl.col("id").embed.clean())
@@ -141,10 +141,10 @@ def test_outlier_score_and_flag_expressions(lazy: bool) -> None:
 
 def test_outlier_expression_errors_name_the_problem() -> None:
     ref = pl.DataFrame({"v": clustered(10, dim=4)}, schema_overrides={"v": pl.Array(pl.Float32, 4)})
-    with pytest.raises(InvalidParameterError, match="k=20 must be a positive integer no larger"):
+    with pytest.raises(InvalidParameterError, match="k=20 must be no larger than the 10 rows"):
         pl.col("v").embed.outlier_score(ref, k=20)
-    with pytest.raises(InputTypeError, match="no column 'emb'"):
-        pl.col("v").embed.outlier_score(ref, column="emb")
+    with pytest.raises(ColumnNotFoundError, match="no column 'emb'"):
+        pl.col("v").embed.outlier_score(ref, vec="emb")
     texts = pl.DataFrame({"v": ["a", "b"]})
     with pytest.raises(InputTypeError, match=r"expected a pl\.Array"):
         texts.select(pl.col("v").embed.outlier_score(ref, k=2))

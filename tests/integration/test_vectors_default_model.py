@@ -34,7 +34,7 @@ def test_default_index_distances_equal_duckdbs_array_functions(news: pa.Table) -
         got = con.sql(
             """
             SELECT j.distance, array_cosine_distance(a.v, b.v), j.rank
-            FROM knn_join('docs', 'news_index', k := 5) AS j
+            FROM embed_knn_join('docs', 'news_index', k := 5) AS j
             JOIN docs AS a ON a.id = j.left_key JOIN docs AS b ON b.id = j.right_key
             """
         ).fetchall()
@@ -65,7 +65,7 @@ def test_kmeans_recovers_the_news_topics(news: pa.Table) -> None:
 def test_dedup_finds_the_repeated_articles(news: pa.Table) -> None:
     flags = dedup(news, 0.001)
     texts = news.column("text").to_pylist()
-    groups = flags.column("group").to_pylist()
+    groups = flags.column("group_id").to_pylist()
     first_seen: dict[str, int] = {}
     for i, t in enumerate(texts):
         first_seen.setdefault(t, i)
@@ -91,7 +91,7 @@ def test_sql_only_index_finds_sport_for_a_football_query(news: pa.Table) -> None
         assert made == [(news.num_rows,)]
         hits = con.sql(
             """
-            SELECT d.topic FROM semantic_search('news_index', 'football match result', k := 5) s
+            SELECT d.topic FROM embed_search('news_index', 'football match result', k := 5) s
             JOIN docs d ON d.id = s.key ORDER BY s.rank
             """
         ).fetchall()

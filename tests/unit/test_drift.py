@@ -9,7 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidParameterError,
+)
 from embed_sql.pipelines import drift
 from embed_sql.pipelines.drift import TESTS, DriftCheck, check
 from embed_sql.vectors import from_numpy
@@ -155,8 +160,8 @@ def test_vectors_of_different_models_are_refused() -> None:
 
 def test_missing_column_and_bad_options_are_refused() -> None:
     a = pa.table({"v": from_numpy(_clusters(40, EVEN, 1))})
-    with pytest.raises(InputTypeError, match="no column 'emb'"):
-        check(a, a, column="emb")
+    with pytest.raises(ColumnNotFoundError, match="no column 'emb'"):
+        check(a, a, vec="emb")
     with pytest.raises(InvalidParameterError, match="allowed are"):
         DriftCheck(a, tests=["ks"])
     with pytest.raises(InvalidParameterError, match="min_votes"):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InputTypeError, InvalidParameterError
 from embed_sql.vectors import (
     VectorIndex,
     cluster,
@@ -37,11 +37,11 @@ def test_knn_join_returns_user_keys_distance_and_rank() -> None:
     docs = table(x, [f"d{i}" for i in range(300)])
     queries = table(x[:5] + 0.01, [100, 101, 102, 103, 104])
     out = knn_join(queries, docs, k=3, metric="l2", exact=True)
-    assert out.column_names == ["left_id", "right_id", "distance", "rank"]
+    assert out.column_names == ["left_key", "right_key", "distance", "rank"]
     assert out.num_rows == 15
-    assert out.column("left_id").to_pylist()[:3] == [100, 100, 100]
+    assert out.column("left_key").to_pylist()[:3] == [100, 100, 100]
     assert out.column("rank").to_pylist()[:3] == [1, 2, 3]
-    assert out.column("right_id").to_pylist()[0] == "d0"
+    assert out.column("right_key").to_pylist()[0] == "d0"
     direct = np.linalg.norm((x[:5] + 0.01)[:, None, :] - x[None, :, :], axis=2)
     np.testing.assert_allclose(
         out.column("distance").to_numpy()[::3], direct.min(axis=1), atol=1e-5
@@ -64,14 +64,14 @@ def test_knn_join_with_a_prebuilt_index_and_a_filter() -> None:
     where = np.arange(1000) % 2 == 1
     out = knn_join(table(x[:10]), idx, k=5, where=where)
     assert out.num_rows == 50
-    assert all(k % 2 == 1 for k in out.column("right_id").to_pylist())
+    assert all(k % 2 == 1 for k in out.column("right_key").to_pylist())
 
 
 def test_self_knn_join_never_matches_a_row_with_itself() -> None:
     x = clustered(200)
     out = self_knn_join(table(x), k=4, exact=True)
     assert out.num_rows == 800
-    left, right = out.column("left_id").to_numpy(), out.column("right_id").to_numpy()
+    left, right = out.column("left_key").to_numpy(), out.column("right_key").to_numpy()
     assert (left != right).all()
     assert out.column("rank").to_pylist()[:4] == [1, 2, 3, 4]
 
@@ -83,7 +83,7 @@ def test_range_join_and_self_range_join_match_brute_force() -> None:
     out = range_join(table(x), table(x), t, exact=True)
     truth = set(zip(*np.nonzero(d <= t), strict=True))
     got = set(
-        zip(out.column("left_id").to_pylist(), out.column("right_id").to_pylist(), strict=True)
+        zip(out.column("left_key").to_pylist(), out.column("right_key").to_pylist(), strict=True)
     )
     assert got == truth
     pairs, _, a, b = self_range_join(table(x), t, exact=True)
@@ -100,8 +100,8 @@ def test_vectors_of_different_models_are_refused() -> None:
 
 
 def test_missing_columns_are_named() -> None:
-    with pytest.raises(InputTypeError, match=r"vector column 'emb' is not in the table"):
-        knn_join(table(clustered(3)), table(clustered(3)), k=1, left_on="emb")
+    with pytest.raises(ColumnNotFoundError, match=r"vector column 'emb' is not in the table"):
+        knn_join(table(clustered(3)), table(clustered(3)), k=1, vec="emb")
 
 
 def test_dedup_groups_near_duplicates_deterministically() -> None:
@@ -109,7 +109,7 @@ def test_dedup_groups_near_duplicates_deterministically() -> None:
     arr = from_numpy(np.vstack([x, [[0, 0]]]), valid=np.array([True] * 5 + [False]))
     t = pa.table({"id": ["a", "b", "c", "d", "e", "f"], "v": arr})
     out = dedup(t, 0.001)
-    assert out.column("group").to_pylist() == [0, 1, 0, 1, 4, 5]
+    assert out.column("group_id").to_pylist() == [0, 1, 0, 1, 4, 5]
     assert out.column("representative").to_pylist() == ["a", "b", "a", "b", "e", "f"]
     assert out.column("keep").to_pylist() == [True, True, False, False, True, True]
 
@@ -117,7 +117,7 @@ def test_dedup_groups_near_duplicates_deterministically() -> None:
 def test_dedup_chains_are_transitive() -> None:
     x = np.array([[np.cos(a), np.sin(a)] for a in (0.0, 0.04, 0.08, 1.5)], np.float32)
     out = dedup(table(x), 0.001)  # 0↔1 and 1↔2 are close, 0↔2 is not: still one group
-    assert out.column("group").to_pylist() == [0, 0, 0, 3]
+    assert out.column("group_id").to_pylist() == [0, 0, 0, 3]
 
 
 def test_kmeans_recovers_planted_clusters_and_is_seeded() -> None:

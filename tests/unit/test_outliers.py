@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InputTypeError, InvalidParameterError
 from embed_sql.pipelines import outliers
 from embed_sql.pipelines.outliers import OutlierScorer, kth_distance, outlier_scores
 from embed_sql.vectors import VectorIndex, from_numpy
@@ -93,5 +93,5 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         OutlierScorer(ref, k=2).score(np.ones((1, 5), np.float32))
     with pytest.raises(InputTypeError, match="got str"):
         OutlierScorer("vectors")
-    with pytest.raises(InputTypeError, match="no column 'emb'"):
-        outlier_scores(ref, pa.table({"v": from_numpy(ref)}), column="emb")
+    with pytest.raises(ColumnNotFoundError, match="no column 'emb'"):
+        outlier_scores(ref, pa.table({"v": from_numpy(ref)}), vec="emb")

@@ -63,9 +63,10 @@ class Context:
     def check_not_temp(self, table: str, operation: str) -> None:
         """Refuse a name that the caller's SQL would resolve to a TEMP table or view."""
         parts = [p.lower() for p in split_name(table)]
-        if (len(parts) == 1 and parts[0] in self.temp_names) or (
-            len(parts) > 1 and parts[0] == "temp"
-        ):
+        shadowed = parts[-1] in self.temp_names and (
+            len(parts) == 1 or (len(parts) == 2 and parts[0] == "main")  # temp.main comes first
+        )
+        if shadowed or (len(parts) > 1 and parts[0] == "temp"):
             msg = (
                 f"{operation} cannot read {table!r}: it names a TEMP table or view, which only "
                 "the connection that made it can see, and embed_sql reads through its own "
