@@ -1,4 +1,4 @@
-"""``import embed_sql.polars`` registers the ``embed`` namespace on Polars expressions and frames."""
+"""``import embed_sql.polars`` registers the ``embed`` namespace on expressions and frames."""
 
 from __future__ import annotations
 

@@ -625,7 +625,7 @@ def read_sample(
         raise InputTypeError(msg) from exc
     names = source.schema_arrow.names
     if column not in names:
-        msg = f"{os.fspath(path)!r} has no column {column!r}; its columns are {names}"  # noqa
+        msg = f"{os.fspath(path)!r} has no column {column!r}; its columns are {names}"
         raise InputTypeError(msg)
     field_ = source.schema_arrow.field(column)
     text = pa.types.is_string(field_.type) or pa.types.is_large_string(field_.type)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
+from embed_sql.exceptions import ColumnNotFoundError, InvalidParameterError
 from embed_sql.vectors.arrow import vector_input
 from embed_sql.vectors.index import VectorIndex, as_matrix
 from embed_sql.vectors.metrics import Metric

@@ -145,7 +145,8 @@ def cluster(
     Returns
     -------
     Clusters
-        ``table`` has ``key`` and ``cluster`` (:data:`CLUSTER_COLUMNS`) (int64, 0-based, by first appearance; NULL for
+        ``table`` has ``key`` and ``cluster`` (:data:`CLUSTER_COLUMNS`; int64, 0-based,
+        by first appearance; NULL for
         a NULL vector); ``sizes[c]`` and ``centroids[c]`` per cluster.
     """
     if (k is None) == (threshold is None):

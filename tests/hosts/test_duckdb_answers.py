@@ -54,7 +54,9 @@ def test_index_names_differing_only_in_case_are_one_index(
     con: duckdb.DuckDBPyConnection,  # noqa: F811
 ) -> None:
     con.execute("SELECT embed_create_index('IX', 'docs_v', key := 'id')").fetchall()
-    con.execute("SELECT embed_create_index('ix', 'docs_v', key := 'title')").fetchall()  # replaces it
+    con.execute(
+        "SELECT embed_create_index('ix', 'docs_v', key := 'title')"
+    ).fetchall()  # replaces it
     assert rows(con, "SELECT key FROM embed_search('IX', 'food', k := 1)") == [("food",)]
     assert rows(con, "SELECT embed_drop_index('Ix')") == [(True,)]
     with pytest.raises(duckdb.Error, match="no vector index named 'ix'"):
@@ -66,13 +68,17 @@ def test_table_names_resolve_as_the_callers_sql_does(
 ) -> None:
     con.execute("ATTACH ':memory:' AS other").fetchall()
     # in `other`, three copies of one row: all duplicates of each other
-    con.execute("CREATE TABLE other.docs_v AS SELECT id, title, embed('same') AS v FROM docs").fetchall()
+    con.execute(
+        "CREATE TABLE other.docs_v AS SELECT id, title, embed('same') AS v FROM docs"
+    ).fetchall()
     con.execute("USE other").fetchall()
     assert [r[3] for r in rows(con, "FROM embed_dedup('docs_v', 1e-6)")] == [True] + [False] * 4
     con.execute("USE memory").fetchall()
     assert all(r[3] for r in rows(con, "FROM embed_dedup('docs_v', 1e-6)"))
     con.execute("SET search_path = 'other.main'").fetchall()
-    assert rows(con, "SELECT count(DISTINCT cluster) FROM embed_cluster('docs_v', threshold := 1e-6)") == [(1,)]
+    assert rows(
+        con, "SELECT count(DISTINCT cluster) FROM embed_cluster('docs_v', threshold := 1e-6)"
+    ) == [(1,)]
     con.execute("RESET search_path").fetchall()
     # a TEMP table shadowing the main one cannot be read by embed_sql's own connection: refused
     con.execute("CREATE TEMP TABLE docs_v AS SELECT * FROM other.docs_v").fetchall()
@@ -128,7 +134,7 @@ def test_nan_and_inf_query_vectors_are_refused(con: duckdb.DuckDBPyConnection) -
         "CREATE TABLE q AS SELECT 1 AS id, list_transform(range(32), lambda i: "
         "CASE WHEN i = 0 THEN 'nan'::FLOAT ELSE 0.1::FLOAT END)::FLOAT[32] AS v"
     )
-    with pytest.raises(duckdb.Error, match="1 query vector.*NaN or Inf"):
+    with pytest.raises(duckdb.Error, match=r"1 query vector.*NaN or Inf"):
         rows(con, "FROM embed_knn_join('q', 'docs_index')")
 
 
@@ -161,7 +167,9 @@ def test_closing_the_registering_connection_keeps_the_others_working(
         first, survivor = duckdb.connect(db), duckdb.connect(db)
         embed_sql.register(first, model={str(tiny_source)!r})
         embed_sql.register(survivor)
-        first.execute("CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(4)").fetchall()
+        first.execute(
+            "CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(4)"
+        ).fetchall()
         first.execute("SELECT embed_create_index('ix', 't')").fetchall()
         first.close()
         import gc; gc.collect()
@@ -169,7 +177,9 @@ def test_closing_the_registering_connection_keeps_the_others_working(
         print(len(survivor.sql("FROM embed_dedup('t', 0.0)").fetchall()))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["8", "4"]
 

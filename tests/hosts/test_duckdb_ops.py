@@ -170,7 +170,9 @@ def test_a_second_connection_to_one_database_shares_the_registration(
         embed_sql.register(first, model=str(tiny_source))
         embed_sql.register(second)  # cheap: the database's functions, model and indexes
         assert rows(second, "SELECT len(embed('shared'))") == [(32,)]
-        first.execute("CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(4)")
+        first.execute(
+            "CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(4)"
+        )
         first.execute("SELECT embed_create_index('t_index', 't')")
         assert len(rows(second, "FROM embed_knn_join('t', 't_index', k := 2)")) == 8
         embed_sql.register(first, model=str(tiny_source))  # the same connection again: fine
@@ -322,7 +324,8 @@ def test_knn_join_filters_by_an_allowed_key_table_before_the_top_k(
     create_index(con, "many_index", "many")
     got = rows(
         con,
-        "FROM embed_knn_join('many', 'many_index', k := 5, allowed := 'evens', allowed_key := 'doc')"
+        "FROM embed_knn_join('many', 'many_index', k := 5, allowed := 'evens', "
+        "allowed_key := 'doc')"
         " WHERE left_key < 20",
     )
     table = pa.table({"id": np.arange(2000), "v": from_numpy(x)})
@@ -337,4 +340,7 @@ def test_knn_join_filters_by_an_allowed_key_table_before_the_top_k(
     assert unfiltered == [(10_000,)]
     con.execute("CREATE VIEW names AS SELECT 'x' || id AS doc FROM many")
     with pytest.raises(duckdb.InvalidInputException, match="index whose keys are int64"):
-        rows(con, "FROM embed_knn_join('many', 'many_index', allowed := 'names', allowed_key := 'doc')")
+        rows(
+            con,
+            "FROM embed_knn_join('many', 'many_index', allowed := 'names', allowed_key := 'doc')",
+        )

@@ -9,7 +9,12 @@ import polars as pl
 import pytest
 
 import embed_sql.polars  # noqa: F401 - registers the namespaces
-from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError, ModelNotFoundError
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    InputTypeError,
+    InvalidParameterError,
+    ModelNotFoundError,
+)
 from tests.unit.test_index import clustered
 
 

@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    DimensionMismatchError,
+    InvalidParameterError,
+)
 from embed_sql.vectors import (
     VectorIndex,
     cluster,

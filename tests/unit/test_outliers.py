@@ -8,7 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidParameterError,
+)
 from embed_sql.pipelines import outliers
 from embed_sql.pipelines.outliers import OutlierScorer, kth_distance, outlier_scores
 from embed_sql.vectors import VectorIndex, from_numpy

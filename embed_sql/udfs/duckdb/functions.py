@@ -106,9 +106,9 @@ def _make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
             with reader(state, context) as cur:
                 if context is not None:
                     context.check_not_temp(str(table), "allowed :=")
+                col, tbl = (str(x).replace("'", "''") for x in (column, table))
                 wanted = cur.sql(
-                    f"SELECT DISTINCT COLUMNS(lambda c: c = '{column.replace(chr(39), chr(39) * 2)}') "
-                    f"FROM query_table('{str(table).replace(chr(39), chr(39) * 2)}')"
+                    f"SELECT DISTINCT COLUMNS(lambda c: c = '{col}') FROM query_table('{tbl}')"
                 ).to_arrow_table()
             if wanted.num_columns != 1:
                 msg = f"allowed_key column {column!r} is not in table {table!r}"

@@ -186,7 +186,10 @@ def refresh(state: DatabaseState, name: str, expected: str | None = None) -> tup
     """Bring an index up to date with its table; return (rows removed, rows added)."""
     named = state.index(name)
     if named.source is None:
-        msg = f"vector index {named.name!r} answers for no table (it was loaded alone); nothing to refresh"
+        msg = (
+            f"vector index {named.name!r} answers for no table (it was loaded alone); "
+            "nothing to refresh"
+        )
         raise InvalidParameterError(msg)
     src, key, vec = named.source, quote_ident(named.key), quote_ident(named.vec)
     keys = keys_table(named.name)

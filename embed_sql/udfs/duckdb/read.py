@@ -77,7 +77,7 @@ class Context:
 
 @contextmanager
 def reader(state: DatabaseState, context: Context | None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A cursor of our own that resolves names as the caller's connection does."""
+    """Yield a cursor of our own that resolves names as the caller's connection does."""
     cur = state.cursor()
     try:
         if context is not None:

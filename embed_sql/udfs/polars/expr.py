@@ -1,6 +1,7 @@
 """Encoders as Polars expressions: ``pl.col("text").embed.text()`` → ``pl.Array(pl.Float32, dim)``.
 
-Importing :mod:`embed_sql.polars` registers the ``embed`` expression namespace. The expression declares its ``return_dtype`` and is
+Importing :mod:`embed_sql.polars` registers the ``embed`` expression namespace. The
+expression declares its ``return_dtype`` and is
 element-wise, so it works in ``select``, ``with_columns``, ``group_by().agg``, on LazyFrames
 and with the streaming engine, which then hands it bounded morsels instead of whole columns.
 

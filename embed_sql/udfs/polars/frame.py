@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow as pa
 import polars as pl
+import pyarrow as pa
 
 from embed_sql.exceptions import ColumnNotFoundError, InputTypeError
 from embed_sql.models.encoder import shared_encoder
