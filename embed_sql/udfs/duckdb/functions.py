@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SPECS", "FunctionSpec", "embed_function"]
 
-Arrays = pa.ChunkedArray | pa.Array
+Arrays: TypeAlias = "pa.ChunkedArray | pa.Array"
 VEC = pa.list_(pa.float32())  # a vector argument: FLOAT[d] is cast to FLOAT[] on the way in
 CTX = pa.list_(pa.string())
 
@@ -464,7 +464,7 @@ def _make_outlier_score(state: DatabaseState) -> Callable[..., pa.Array]:
 def _make_outlier_threshold(state: DatabaseState) -> Callable[..., pa.Array]:
     from embed_sql.pipelines.outliers import OutlierScorer
 
-    fitted: dict[tuple[str, int, float], tuple[object, float]] = {}
+    fitted: dict[tuple[str, int, float, str | None], tuple[object, float]] = {}
 
     def threshold(names: Arrays, ks: Arrays, qs: Arrays, fingerprints: Arrays) -> pa.Array:
         named = state.index(str(constant(names, "the index name")))
