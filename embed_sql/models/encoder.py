@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TextEncoder", "as_text_array", "plan_batches", "shared_encoder"]
 
-TextInput = str | Sequence[str | None] | pa.Array | pa.ChunkedArray
+TextInput: TypeAlias = "str | Sequence[str | None] | pa.Array | pa.ChunkedArray"
 #: Texts tokenised at a time; bounds the memory held by token ids and the output buffer.
 CHUNK_ROWS = 8192
 _STRING_TYPES = (pa.string(), pa.large_string())
@@ -267,15 +267,15 @@ class TextEncoder:
         InputTypeError
             For non-text input; the message names the first offending value.
         """
-        chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else None
-        if chunks is not None:
-            _check_arrow(texts.type)  # type: ignore[union-attr]
-        else:
-            texts = as_text_array(texts)
-        with _progress_bar(len(texts), progress) as bar:  # type: ignore[arg-type]
-            if chunks is None:
-                return self._encode_array(texts, bar)  # type: ignore[arg-type]
-            return pa.chunked_array([self._encode_array(c, bar) for c in chunks], self.type)
+        if isinstance(texts, pa.ChunkedArray):
+            _check_arrow(texts.type)
+            with _progress_bar(len(texts), progress) as bar:
+                return pa.chunked_array(
+                    [self._encode_array(c, bar) for c in texts.chunks], self.type
+                )
+        arr = as_text_array(texts)
+        with _progress_bar(len(arr), progress) as bar:
+            return self._encode_array(arr, bar)
 
     __call__ = encode
 
@@ -414,7 +414,7 @@ def shared_encoder(
     session per model and give the same vectors.
     """
     ref = DEFAULT_MODEL if model is None else model
-    spec = ref if isinstance(ref, ModelSpec) else registry.get(ref)
+    spec = ref if isinstance(ref, ModelSpec) else registry.get(os.fspath(ref))
     key = (spec, variant_of(ref, quantize))
     with _shared_lock:
         encoder = _shared.get(key)

@@ -299,7 +299,7 @@ def _onnx_output_dim(onnx_path: Path) -> int | None:
     try:
         import onnx  # optional; present with the export extra
     except ImportError:
-        onnx = None
+        return None
     if onnx is not None:
         try:
             model = onnx.load(str(onnx_path), load_external_data=False)

@@ -323,7 +323,7 @@ def resolve(
     'model.onnx'
     """
     settings = get_settings()
-    spec = model if isinstance(model, ModelSpec) else registry.get(model)
+    spec = model if isinstance(model, ModelSpec) else registry.get(os.fspath(model))
     variant = variant_of(model, quantize)
     offline = settings.offline if offline is None else offline
     cache = _Cache(Path(cache_dir).expanduser() if cache_dir else settings.cache_dir)

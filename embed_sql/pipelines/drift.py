@@ -426,7 +426,7 @@ class DriftCheck:
         y = np.r_[np.zeros(len(a)), np.ones(len(b))]
         scores = np.empty(len(y))
         folds = k_fold(n_splits=_FOLDS, shuffle=True, random_state=int(rng.integers(2**31)))  # type: ignore[operator]
-        for train, test in folds.split(x, y):  # type: ignore[attr-defined]
+        for train, test in folds.split(x, y):
             model = logistic_regression(C=0.01, max_iter=2_000)  # type: ignore[operator]
             model.fit(x[train], y[train])
             scores[test] = model.decision_function(x[test])

@@ -89,7 +89,7 @@ def clean_text(
     """
     text = _strip_html(text) if strip_html else unescape(text)
     if normalize:
-        text = unicodedata.normalize(normalize, text)
+        text = unicodedata.normalize(normalize, text)  # type: ignore[arg-type]  # checked above
     if remove_control:
         text = _CONTROL.sub(" ", text)
     if collapse_whitespace:
@@ -202,10 +202,10 @@ def chunk(
         starts = range(0, max(len(spans) - overlap, 1), step) if len(spans) > window else [0]
         for n, first in enumerate(starts):
             piece = spans[first : first + window]
-            lo, hi = (piece[0][0], piece[-1][1]) if piece else (0, len(doc))  # type: ignore[arg-type]
+            lo, hi = (piece[0][0], piece[-1][1]) if piece else (0, len(doc))
             rows["src"].append(i)
             rows["chunk"].append(n)
-            rows["text"].append(doc[lo:hi])  # type: ignore[index]
+            rows["text"].append(doc[lo:hi])
             rows["char_start"].append(lo)
             rows["char_end"].append(hi)
             tokens.append(len(piece) + encoder.special_tokens)

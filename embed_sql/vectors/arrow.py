@@ -103,21 +103,24 @@ def vector_input(
     argument in errors.
     """
     if hasattr(data, "collect") and not isinstance(data, pa.Table):  # a LazyFrame
-        data = data.collect()  # type: ignore[attr-defined]
+        data = data.collect()
     if hasattr(data, "to_arrow") and not hasattr(data, "columns"):  # a Polars Series
-        data = data.to_arrow()  # type: ignore[attr-defined]
+        data = data.to_arrow()
     if isinstance(data, np.ndarray | pa.Array | pa.ChunkedArray):
         return data, None
-    if not isinstance(data, pa.Table):
+    table: pa.Table
+    if isinstance(data, pa.Table):
+        table = data
+    else:
         try:
-            data = pa.table(data)
+            table = pa.table(data)
         except (TypeError, ValueError, pa.ArrowException) as exc:
             msg = (
                 f"{what} must be an Arrow table or array, a Polars or pandas frame or a numpy "
                 f"matrix; got {type(data).__name__}"
             )
             raise InputTypeError(msg) from exc
-    if column not in data.column_names:
-        msg = f"{what} has no column {column!r}; its columns are {data.column_names}; use vec="
+    if column not in table.column_names:
+        msg = f"{what} has no column {column!r}; its columns are {table.column_names}; use vec="
         raise ColumnNotFoundError(msg)
-    return data.column(column), model_key(data.schema.field(column))
+    return table.column(column), model_key(table.schema.field(column))

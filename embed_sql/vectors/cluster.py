@@ -233,7 +233,7 @@ def _lloyd(
         sums = np.zeros_like(centroids)
         np.add.at(sums, labels, data)
         empty = np.flatnonzero(sizes == 0)
-        centroids = sums / np.maximum(sizes, 1)[:, None]
+        centroids = (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
         if len(empty):  # re-seed empty clusters at the worst-served points
             centroids[empty] = data[np.argsort(-dist, kind="stable")[: len(empty)]]
         if metric is Metric.COS:

@@ -129,7 +129,7 @@ def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]
     """Return (float32 matrix, validity mask) for Arrow/numpy vectors."""
     if isinstance(vectors, pa.ChunkedArray | pa.Array):
         got = vector_dim(vectors.type)
-        valid = np.asarray(vectors.is_valid(), dtype=bool)  # type: ignore[union-attr]
+        valid = np.asarray(vectors.is_valid(), dtype=bool)
         mat = to_numpy(vectors, null_value=0.0)
     else:
         mat = np.asarray(vectors, dtype=np.float32)
@@ -782,9 +782,9 @@ class VectorIndex:
             mat = np.frombuffer(stored, dtype=np.float32).reshape(-1, index.dim)
             index._matrix = mat if view else mat.copy()
         if not index.exact and view:
-            index._hnsw = usearch_index().restore(parts["vectors"], view=True)
+            index._hnsw = usearch_index().restore(parts["vectors"], view=True)  # type: ignore[attr-defined]
         elif not index.exact:
-            index._hnsw.load(bytes(parts["vectors"]))  # type: ignore[union-attr]
+            index._hnsw.load(bytes(parts["vectors"]))  # type: ignore[attr-defined]
         if isinstance(buf, mmap.mmap):
             index._mmap = buf  # keeps the mapping alive as long as the index
         return index

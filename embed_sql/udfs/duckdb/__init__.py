@@ -17,7 +17,7 @@ Registration(...)
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embed_sql.udfs.duckdb import indexes
 from embed_sql.udfs.duckdb.register import (
@@ -85,7 +85,7 @@ def create_index(
     >>> con.sql("FROM embed_search('docs', 'food', k := 3)")             # doctest: +SKIP
     """
     state = registered_state(con)
-    hnsw = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
+    hnsw: dict[str, Any] = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
     named = indexes.build(
         state,
         con,

@@ -136,7 +136,7 @@ def _make_range(state: DatabaseState) -> Callable[..., pa.Array]:
     def within(vectors: Arrays, names: Arrays, ts: Arrays, fingerprints: Arrays) -> pa.Array:
         named = state.index(str(constant(names, "the index name")))
         named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
-        threshold = float(constant(ts, "threshold"))  # type: ignore[arg-type]
+        threshold = float(constant(ts, "threshold"))
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)
         qrows, labels, dist = named.index.range_search(
@@ -222,12 +222,16 @@ def _make_create_index(state: DatabaseState) -> Callable[..., pa.Array]:
                 expected=str(constant(fingerprints, "the fingerprint")),
                 metric=str(constant(metrics, "metric")),
                 exact=bool(constant(exacts, "exact")),
-                path=constant(paths, "path", allow_null=True),
+                path=_optional_path(constant(paths, "path", allow_null=True)),
                 **{k: v for k, v in hnsw.items() if v is not None},
             )
         return pa.array(np.full(len(names), len(named.index)), pa.int64())
 
     return create
+
+
+def _optional_path(value: str | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _make_load_index(state: DatabaseState) -> Callable[..., pa.Array]:
@@ -248,7 +252,7 @@ def _make_refresh_index(state: DatabaseState) -> Callable[..., pa.Array]:
         removed, added = indexes.refresh(
             state,
             str(constant(names, "the index name")),
-            constant(fingerprints, "the fingerprint", allow_null=True),  # type: ignore[arg-type]
+            constant(fingerprints, "the fingerprint", allow_null=True),
         )
         one = _struct(
             {"removed": pa.array([removed], pa.int64()), "added": pa.array([added], pa.int64())}
@@ -322,7 +326,7 @@ def _make_dedup(state: DatabaseState) -> Callable[..., pa.Array]:
         threshold = constant(thresholds, "threshold")
         metric = str(constant(metrics, "metric"))
         table = _read_for(state, "embed_dedup", tables, vecs, keys, contexts, fingerprints)
-        flags = dedup(table, float(threshold), vec="v", key="id", metric=metric)  # type: ignore[arg-type]
+        flags = dedup(table, float(threshold), vec="v", key="id", metric=metric)
         text = table.column("id").cast(pa.string()).combine_chunks()
         group = flags.column("group_id").combine_chunks()
         children = _struct(
@@ -359,7 +363,7 @@ def _make_cluster(state: DatabaseState) -> Callable[..., pa.Array]:
         table = _read_for(state, "embed_cluster", tables, vecs, keys, contexts, fingerprints)
         res = cluster(
             table, k=k, threshold=threshold, vec="v", key="id", metric=metric, seed=int(seed)
-        )  # type: ignore[arg-type]
+        )
         children = _struct(
             {
                 "row": pa.array(np.arange(table.num_rows), pa.int64()),
@@ -426,8 +430,8 @@ def _make_drift(state: DatabaseState) -> Callable[..., pa.Array]:
         from embed_sql.pipelines.drift import DriftCheck
 
         vec = str(constant(vecs, "vec"))
-        seed = int(constant(seeds, "seed"))  # type: ignore[arg-type]
-        min_votes = int(constant(votes, "min_votes"))  # type: ignore[arg-type]
+        seed = int(constant(seeds, "seed"))
+        min_votes = int(constant(votes, "min_votes"))
         context = Context.from_sql(constant(contexts, "the context"))
         ref, cur = (
             _read_drift_side(state, str(constant(t, "the table")), vec, seed, context)
@@ -470,7 +474,7 @@ def _make_outlier_threshold(state: DatabaseState) -> Callable[..., pa.Array]:
         named = state.index(str(constant(names, "the index name")))
         named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
         k = check_k(constant(ks, "k"), most=len(named.index))
-        q = float(constant(qs, "quantile"))  # type: ignore[arg-type]
+        q = float(constant(qs, "quantile"))
         key = (named.name, k, q, named.fingerprint)  # calibrate once per index state, k, q
         got = fitted.get(key)
         if got is None or got[0] is not named.index:
@@ -512,8 +516,8 @@ def _make_chunks(state: DatabaseState) -> Callable[..., pa.Array]:
         column = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
         pieces = chunk(
             column,
-            max_tokens=int(constant(max_tokens, "max_tokens")),  # type: ignore[arg-type]
-            overlap=int(constant(overlap, "overlap")),  # type: ignore[arg-type]
+            max_tokens=int(constant(max_tokens, "max_tokens")),
+            overlap=int(constant(overlap, "overlap")),
             model=state.default.spec,  # the tokenizer is the same for every variant
         )
         counts = np.bincount(np.asarray(pieces.column("key")), minlength=len(column))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -100,7 +100,7 @@ def build(
     model: str | None = None,
     path: str | os.PathLike[str] | None = None,
     transaction: bool = True,
-    **options: object,
+    **options: Any,
 ) -> NamedIndex:
     """Read ``table`` through ``cur``, build the index, save it if asked, attach it."""
     name = index_name(name)
@@ -120,7 +120,7 @@ def build(
         src.keys,
         model=encoder.name if encoder else None,
         model_key=encoder.key if encoder else None,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     named = NamedIndex(name, index, src.table, key, vec, src.fingerprint)
     named.save_meta()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,8 +90,11 @@ def reader(state: DatabaseState, context: Context | None) -> Iterator[duckdb.Duc
         cur.close()
 
 
-def constant(values: pa.ChunkedArray | pa.Array, what: str, *, allow_null: bool = False) -> object:
-    """Return the one value a UDF argument has in every row; NULL refused unless allowed."""
+def constant(values: pa.ChunkedArray | pa.Array, what: str, *, allow_null: bool = False) -> Any:
+    """Return the one value a UDF argument has in every row; NULL refused unless allowed.
+
+    Typed ``Any``: the function's declared DuckDB argument type fixes the Python type.
+    """
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_nested(arr.type):  # the caller's context: a short list, same in every row
         distinct = list({repr(v): v for v in arr.to_pylist()}.values())

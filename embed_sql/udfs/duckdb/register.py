@@ -209,13 +209,13 @@ def _create(
 ) -> None:
     duckdb = duckdb_module()
     try:
-        con.create_function(
+        con.create_function(  # type: ignore[call-overload]  # types built at run time
             name,
-            fn,  # type: ignore[arg-type]
+            fn,
             [_sql_type(p) for p in params],
             _sql_type(result) if isinstance(result, pa.DataType) else result,
-            type="arrow",  # type: ignore[arg-type]
-            null_handling="special" if special else "default",  # type: ignore[arg-type]
+            type="arrow",
+            null_handling="special" if special else "default",
             side_effects=side_effects,
         )
     except duckdb.CatalogException as exc:  # made by an earlier embed_sql in this process

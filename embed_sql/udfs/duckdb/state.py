@@ -17,6 +17,7 @@ import itertools
 import threading
 import weakref
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from embed_sql.exceptions import InvalidParameterError, MissingDependencyError
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["DatabaseState", "duckdb_module", "state_of"]
 
 
-def duckdb_module():
+def duckdb_module() -> ModuleType:
     """Import duckdb, or say which extra installs it."""
     try:
         import duckdb

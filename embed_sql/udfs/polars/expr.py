@@ -125,7 +125,7 @@ class EmbedExpr:
             "collapse_whitespace": collapse_whitespace,
             "lowercase": lowercase,
         }
-        clean([], **options)  # type: ignore[arg-type] - validates the options now
+        clean([], **options)  # type: ignore[arg-type]  # validates the options now
 
         def clean_batch(s: pl.Series) -> pl.Series:
             if s.dtype not in (pl.String, pl.Null):
@@ -181,7 +181,7 @@ class EmbedExpr:
 
         if not isinstance(reference, OutlierScorer):
             reference = OutlierScorer(reference, k=k, quantile=quantile, vec=vec, metric=metric)
-        scorer: OutlierScorer = reference  # type: ignore[assignment]
+        scorer: OutlierScorer = reference
 
         def flag_batch(s: pl.Series) -> pl.Series:
             out = scorer.score(vectors_to_numpy(s))

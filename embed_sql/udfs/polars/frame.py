@@ -56,7 +56,7 @@ class EmbedLazyFrame:
     ) -> pl.LazyFrame:
         return self._lf.map_batches(
             run,
-            schema=pl.Schema(schema),  # type: ignore[arg-type]
+            schema=pl.Schema(schema),
             predicate_pushdown=False,
             projection_pushdown=False,
             streamable=False,
@@ -217,7 +217,7 @@ class EmbedLazyFrame:
                 metric=metric,
                 seed=seed,
             )
-            return df.with_columns(cluster=pl.from_arrow(res.table.column("cluster")))
+            return df.with_columns(pl.Series("cluster", res.table.column("cluster")))
 
         return self._defer(schema, run)
 
