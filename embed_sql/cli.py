@@ -77,7 +77,7 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         report.to_json(args.json)
         print(f"wrote {args.json}")
     if args.html:
-        from embed_sql.pipelines.drift import write_text_atomic
+        from embed_sql._io import write_text_atomic
 
         write_text_atomic(args.html, f"<!doctype html><meta charset='utf-8'>{report.to_html()}")
         print(f"wrote {args.html}")

@@ -1,0 +1,97 @@
+"""Atomic file writes, shared by index files, reports and exports.
+
+A file is written to a hidden temporary file beside its target, flushed to disk and renamed
+over the target, so a reader sees the old file or the new one, never half of one. The new
+file gets the user's usual mode (``0o666`` less the umask; ``mkstemp`` alone would make it
+private, unreadable to a scheduler running as another user of the group). A crash leaves at
+most a ``.<name>.tmp-*`` file behind; :func:`clean_leftovers` removes old ones.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from embed_sql.exceptions import InvalidParameterError
+
+__all__ = ["atomic_writer", "clean_leftovers", "write_bytes_atomic", "write_text_atomic"]
+
+_TMP = ".tmp-"
+
+
+def _target(path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    if not str(path) or target.is_dir():
+        msg = f"cannot write a file at {str(path)!r}: give a file path, not a directory or ''"
+        raise InvalidParameterError(msg)
+    if target.exists() and not target.is_file():
+        msg = f"cannot replace {str(path)!r}: it is not a regular file (a device, FIFO, ...)"
+        raise InvalidParameterError(msg)
+    return target
+
+
+def _usual_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``path`` when the block ends without error.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+    >>> with atomic_writer(p) as fh:
+    ...     _ = fh.write(b"hello")
+    >>> p.read_bytes()
+    b'hello'
+    """
+    target = _target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{_TMP}", dir=target.parent)
+    except OSError as exc:
+        msg = f"cannot write {str(target)!r}: {exc.strerror} (is its folder writable?)"
+        raise InvalidParameterError(msg) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _usual_mode())
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def clean_leftovers(folder: str | os.PathLike[str], *, older_than: float = 3600.0) -> int:
+    """Remove temporary files of interrupted writes older than ``older_than`` seconds."""
+    removed = 0
+    cutoff = time.time() - older_than
+    for leftover in Path(folder).glob(f".*{_TMP}*"):
+        try:
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
