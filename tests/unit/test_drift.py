@@ -89,7 +89,7 @@ def test_classifier_auc_near_one_for_separable_samples() -> None:
 def test_large_inputs_are_subsampled_and_the_report_says_so() -> None:
     a, b = _clusters(6_000, EVEN, 1), _clusters(6_000, EVEN, 2)
     report = check(a, b)
-    assert report.test("mmd").n_reference == DriftCheck.max_rows_mmd
+    assert report.test("mmd").n_reference == DriftCheck.params.max_rows_mmd
     assert report.test("pca").n_reference == 6_000
     assert any("mmd ran on a random subsample" in n for n in report.notes)
     assert not any(n.startswith("pca") for n in report.notes)

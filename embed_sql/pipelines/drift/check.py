@@ -1,0 +1,275 @@
+"""``DriftCheck``: a reference prepared once, current samples checked against it.
+
+Also ``check`` (one call) and ``read_sample`` (Parquet files, bounded memory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from embed_sql.exceptions import (
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidParameterError,
+)
+from embed_sql.pipelines.drift.report import DriftReport, DriftTest
+from embed_sql.pipelines.drift.statistics import (
+    FOLDS,
+    DriftParams,
+    centroid_test,
+    classifier_test,
+    fit_pca,
+    mmd_test,
+    pca_ks_test,
+    sample,
+)
+from embed_sql.vectors.arrow import to_numpy, vector_input
+
+__all__ = ["TESTS", "DriftCheck", "check", "read_sample"]
+
+TESTS = ("classifier", "mmd", "centroid", "pca")
+
+
+def _as_vectors(data: object, column: str, side: str) -> tuple[np.ndarray, int, str | None]:
+    """Return (matrix without NULL rows, NULL count, model key) for one side."""
+    vectors, key = vector_input(data, column, side)
+    if isinstance(vectors, np.ndarray):
+        mat = np.asarray(vectors, dtype=np.float32)
+    else:
+        mat = to_numpy(vectors)
+    if mat.ndim != 2:
+        msg = f"{side} vectors must form a (rows, dim) matrix, got shape {mat.shape}"
+        raise DimensionMismatchError(msg)
+    ok = ~np.isnan(mat).any(axis=1)
+    return np.ascontiguousarray(mat[ok]), int((~ok).sum()), key
+
+
+class DriftCheck:
+    """A reference embedding sample, prepared once, that current samples are checked against.
+
+    Parameters
+    ----------
+    reference
+        Vectors: an Arrow table (``column`` picks the vector column), a Polars or pandas
+        frame, an Arrow vector array or a numpy ``(rows, dim)`` matrix.
+    column
+        The vector column when ``reference`` is a table.
+    tests
+        Which of :data:`TESTS` to run.
+    min_votes
+        How many tests must flag drift for the verdict ``"drift"``.
+    min_rows
+        Fewer vectors than this on either side gives the verdict ``"insufficient data"``.
+    seed
+        Seed of every subsample and permutation: the same inputs give the same report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ref = np.random.default_rng(1).normal(size=(300, 4))
+    >>> DriftCheck(ref).check(ref[::-1] + 1.0).drift
+    True
+    """
+
+    params = DriftParams()
+
+    def __init__(
+        self,
+        reference: object,
+        *,
+        vec: str = "v",
+        tests: Sequence[str] = TESTS,
+        min_votes: int = 2,
+        min_rows: int = 30,
+        seed: int = 0,
+    ) -> None:
+        unknown = [t for t in tests if t not in TESTS]
+        if unknown or not tests:
+            msg = f"tests={list(tests)!r}: allowed are {list(TESTS)}"
+            raise InvalidParameterError(msg)
+        if not 1 <= min_votes <= len(tests):
+            msg = f"min_votes={min_votes!r} must lie between 1 and the {len(tests)} tests run"
+            raise InvalidParameterError(msg)
+        if min_rows < 2 * FOLDS:
+            msg = f"min_rows={min_rows!r} must be at least {2 * FOLDS} (the classifier folds)"
+            raise InvalidParameterError(msg)
+        self.vec, self.tests = vec, tuple(tests)
+        self.min_votes, self.min_rows, self.seed = min_votes, min_rows, seed
+        self.reference, self.ref_nulls, self.model_key = _as_vectors(reference, vec, "reference")
+        if len(self.reference) == 0:
+            msg = "the reference has no (non-NULL) vectors; a drift check needs some to compare"
+            raise InvalidParameterError(msg)
+        self.dim = self.reference.shape[1]
+        self._pca: object | None = None
+
+    def check(self, current: object, *, vec: str | None = None) -> DriftReport:
+        """Compare ``current`` (same forms as the reference) with the reference."""
+        cur, cur_nulls, cur_key = _as_vectors(current, vec or self.vec, "current")
+        if len(cur) == 0:
+            msg = "the current sample has no (non-NULL) vectors; a drift check needs some"
+            raise InvalidParameterError(msg)
+        if cur.shape[1] != self.dim:
+            msg = (
+                f"reference vectors have {self.dim} dimensions but current ones have "
+                f"{cur.shape[1]}; embed both with the same model"
+            )
+            raise DimensionMismatchError(msg)
+        if self.model_key and cur_key and self.model_key != cur_key:
+            msg = (
+                f"reference and current vectors come from different models (model keys "
+                f"{self.model_key[:12]}… and {cur_key[:12]}…); embed both with the same model"
+            )
+            raise DimensionMismatchError(msg)
+        ref = self.reference
+        notes = [
+            f"{n:,} NULL {side} vectors skipped"
+            for n, side in ((self.ref_nulls, "reference"), (cur_nulls, "current"))
+            if n
+        ]
+        common = {
+            "n_reference": len(ref),
+            "n_current": len(cur),
+            "dim": self.dim,
+            "min_votes": self.min_votes,
+            "seed": self.seed,
+            "model": self.model_key,
+        }
+        if min(len(ref), len(cur)) < self.min_rows:
+            notes.append(
+                f"fewer than min_rows={self.min_rows} vectors on one side "
+                f"({len(ref)} reference, {len(cur)} current): no test was run"
+            )
+            return DriftReport("insufficient data", (), notes=tuple(notes), **common)
+        results = tuple(
+            self._run(name, ref, cur, np.random.default_rng([self.seed, i]))
+            for i, name in enumerate(self.tests)
+        )
+        notes.extend(
+            f"{t.name} ran on a random subsample: {t.n_reference:,} reference and "
+            f"{t.n_current:,} current rows"
+            for t in results
+            if (t.n_reference, t.n_current) != (len(ref), len(cur))
+        )
+        votes = sum(bool(t.drift) for t in results)
+        verdict = "drift" if votes >= self.min_votes else "no drift"
+        return DriftReport(
+            verdict,
+            results,
+            notes=tuple(notes),
+            projection=self._projection(ref, cur),
+            **common,
+        )
+
+    def _run(
+        self, name: str, ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator
+    ) -> DriftTest:
+        if name == "pca":
+            return pca_ks_test(self.params, self._fitted_pca(rng), ref, cur, rng)
+        runner = {"classifier": classifier_test, "mmd": mmd_test, "centroid": centroid_test}
+        return runner[name](self.params, ref, cur, rng)
+
+    def _fitted_pca(self, rng: np.random.Generator) -> object:
+        if self._pca is None:
+            self._pca = fit_pca(self.params, self.reference, rng)
+        return self._pca
+
+    def _projection(self, ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if "pca" not in self.tests:
+            return None
+        rng = np.random.default_rng([self.seed, 99])
+        model = self._fitted_pca(rng)
+        pick = [sample(x, 1_000, rng) for x in (ref, cur)]
+        out = [model.transform(x)[:, :2].astype(np.float32) for x in pick]  # type: ignore[attr-defined]
+        return out[0], out[1]
+
+
+def check(
+    reference: object,
+    current: object,
+    vec: str = "v",
+    **options: object,
+) -> DriftReport:
+    """Check ``current`` against ``reference`` in one call; see :class:`DriftCheck`.
+
+    ``reference`` and ``current`` may be Arrow tables, Polars DataFrames or LazyFrames,
+    pandas frames, Arrow vector arrays or numpy matrices; ``vec`` names the vector column
+    of a table. ``options`` go to :class:`DriftCheck`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(2).normal(size=(200, 3))
+    >>> check(x[:100], x[100:]).verdict
+    'no drift'
+    """
+    return DriftCheck(reference, vec=vec, **options).check(current)  # type: ignore[arg-type]
+
+
+def read_sample(
+    path: str | os.PathLike[str],
+    column: str,
+    *,
+    max_rows: int = 50_000,
+    seed: int = 0,
+    model: object = None,
+) -> tuple[pa.Table, str | None]:
+    """Read at most ``max_rows`` rows of one column of a Parquet file as a vector table.
+
+    Rows are a uniform random sample when the file is larger (chosen before anything is
+    read, then read batch by batch, so memory stays bounded). A text column is embedded with
+    ``model`` (default all-MiniLM-L6-v2); a vector column is used as it is.
+
+    Returns
+    -------
+    (pyarrow.Table, str | None)
+        A table with the vector column ``v`` (model metadata kept), and a note when the
+        file was sampled.
+    """
+    import pyarrow.parquet as pq
+
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows <= 0:
+        msg = f"max_rows={max_rows!r} must be a positive integer"
+        raise InvalidParameterError(msg)
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        msg = f"cannot read {os.fspath(path)!r} as Parquet: {exc}"
+        raise InputTypeError(msg) from exc
+    names = source.schema_arrow.names
+    if column not in names:
+        msg = f"{os.fspath(path)!r} has no column {column!r}; its columns are {names}"
+        raise InputTypeError(msg)
+    field_ = source.schema_arrow.field(column)
+    text = pa.types.is_string(field_.type) or pa.types.is_large_string(field_.type)
+    if not text and not pa.types.is_fixed_size_list(field_.type):
+        msg = (
+            f"column {column!r} of {os.fspath(path)!r} has type {field_.type}; give a text "
+            "column (it is embedded) or a fixed-size vector column"
+        )
+        raise InputTypeError(msg)
+    n = source.metadata.num_rows
+    keep = None
+    note = None
+    if n > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
+        note = f"{os.fspath(path)}: a random sample of {max_rows:,} of its {n:,} rows was used"
+    encoder = None
+    if text:
+        from embed_sql.models.encoder import shared_encoder
+
+        encoder = shared_encoder(model)  # type: ignore[arg-type]
+    parts, start = [], 0
+    for batch in source.iter_batches(batch_size=8_192, columns=[column]):
+        values = batch.column(0)
+        if keep is not None:
+            lo, hi = np.searchsorted(keep, [start, start + len(values)])
+            values = values.take(pa.array(keep[lo:hi] - start))
+        start += batch.num_rows
+        parts.append(encoder.encode(values) if encoder is not None else values)
+    out_field = encoder.field("v") if encoder is not None else field_.with_name("v")
+    chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
+    return pa.table([pa.chunked_array(chunks, out_field.type)], schema=pa.schema([out_field])), note
