@@ -136,6 +136,56 @@ class EmbedExpr:
 
         return self._expr.map_batches(clean_batch, return_dtype=pl.String, is_elementwise=True)
 
+    def knn(self, index: object, *, k: int = 10, vec: str = "v", metric: str = "cos") -> pl.Expr:
+        """Return the ``k`` nearest rows of ``index`` for each vector, as SQL's ``embed_knn``.
+
+        Returns ``List(Struct(rank, key, distance))`` per row, closest first (an empty list
+        for a null vector). ``index`` is a :class:`~embed_sql.vectors.VectorIndex`, or a
+        DataFrame (``vec`` holds its vectors, keyed by its ``id`` column) indexed here, once.
+
+        Examples
+        --------
+        >>> import polars as pl, embed_sql.polars
+        >>> docs = pl.DataFrame({"id": [1, 2], "t": ["burrito", "rates"]})
+        >>> docs = docs.with_columns(v=pl.col("t").embed.text())
+        >>> docs.select(pl.col("v").embed.knn(docs, k=1)).item(0, 0)[0]["key"]
+        1
+        """
+        from embed_sql.vectors.index import VectorIndex
+        from embed_sql.vectors.join import index_for
+
+        k = check_k(k)
+        if not isinstance(index, VectorIndex):
+            frame = index.collect() if isinstance(index, pl.LazyFrame) else index
+            if not isinstance(frame, pl.DataFrame):
+                msg = f"knn() takes a VectorIndex or a DataFrame, got {type(index).__name__}"
+                raise InputTypeError(msg)
+            index = index_for(frame.to_arrow(), vec=vec, key="id", metric=metric, exact=True)
+        found: VectorIndex = index
+        key_type = pl.from_arrow(pa.array([], found.keys().type)).dtype  # type: ignore[union-attr]
+        dtype = pl.List(pl.Struct({"rank": pl.Int32, "key": key_type, "distance": pl.Float32}))
+
+        def knn_batch(s: pl.Series) -> pl.Series:
+            mat = vectors_to_numpy(s)
+            valid = ~np.isnan(mat).any(axis=1)
+            res = found.search(mat[valid], k)
+            rows, cols = np.nonzero(res.labels >= 0)
+            children = pa.StructArray.from_arrays(
+                [
+                    pa.array(cols + 1, pa.int32()),
+                    found.key_of(res.labels[rows, cols]),
+                    pa.array(res.distances[rows, cols], pa.float32()),
+                ],
+                names=["rank", "key", "distance"],
+            )
+            counts = np.zeros(len(s), dtype=np.int64)
+            counts[valid] = res.counts
+            offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+            lists = pa.ListArray.from_arrays(offsets, children)
+            return pl.Series(s.name, lists, dtype=dtype)
+
+        return self._expr.map_batches(knn_batch, return_dtype=dtype, is_elementwise=True)
+
     def outlier_score(
         self, reference: object, *, k: int = 5, vec: str = "v", metric: str = "cos"
     ) -> pl.Expr:

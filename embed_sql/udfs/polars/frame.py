@@ -9,6 +9,7 @@ columns and parameter names are the SQL macros' (``vec``, ``key``, ``left_key``,
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 
@@ -273,14 +274,14 @@ class EmbedLazyFrame:
 
     def chunk(
         self,
-        column: str,
+        col: str,
         *,
         key: str = "id",
         max_tokens: int | None = None,
         overlap: int = 32,
         model: ModelRef | None = None,
     ) -> pl.LazyFrame:
-        """Split ``column`` into pieces of at most ``max_tokens`` model tokens.
+        """Split the text column ``col`` into pieces of at most ``max_tokens`` model tokens.
 
         Returns ``key``, ``chunk``, ``text``, ``char_start``, ``char_end``, ``tokens`` per
         piece (as SQL's ``embed_chunks``); see :func:`embed_sql.pipelines.preprocess.chunk`.
@@ -297,9 +298,9 @@ class EmbedLazyFrame:
         }
 
         def run(df: pl.DataFrame) -> pl.DataFrame:
-            data = _arrow(df, [key, column])
+            data = _arrow(df, [key, col])
             out = chunk(
-                data.column(column).combine_chunks(),
+                data.column(col).combine_chunks(),
                 data.column(key).combine_chunks(),
                 max_tokens=max_tokens,
                 overlap=overlap,
@@ -308,6 +309,23 @@ class EmbedLazyFrame:
             return _frame(out)
 
         return self._defer(schema, run)
+
+
+def _eager(name: str) -> Callable[..., pl.DataFrame]:
+    """Return the DataFrame form of a LazyFrame operation: run it lazily and collect."""
+    lazy = getattr(EmbedLazyFrame, name)
+
+    def run(self: EmbedFrame, *args: object, **kwargs: object) -> pl.DataFrame:
+        return getattr(EmbedLazyFrame(self._df.lazy()), name)(*args, **kwargs).collect()
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"Eager form of :meth:`EmbedLazyFrame.{name}` (runs it and collects).\n\n" + (
+        inspect.getdoc(lazy) or ""
+    )
+    run.__signature__ = inspect.signature(lazy).replace(  # type: ignore[attr-defined]
+        return_annotation="pl.DataFrame"
+    )
+    return run
 
 
 @pl.api.register_dataframe_namespace("embed")
@@ -326,29 +344,9 @@ class EmbedFrame:
     def __init__(self, df: pl.DataFrame) -> None:
         self._df = df
 
-    def _lazy(self) -> EmbedLazyFrame:
-        return EmbedLazyFrame(self._df.lazy())
-
-    def knn_join(self, other: pl.DataFrame | pl.LazyFrame, **options: object) -> pl.DataFrame:
-        """Eager :meth:`EmbedLazyFrame.knn_join`."""
-        return self._lazy().knn_join(other, **options).collect()  # type: ignore[arg-type]
-
-    def range_join(self, other: pl.DataFrame | pl.LazyFrame, **options: object) -> pl.DataFrame:
-        """Eager :meth:`EmbedLazyFrame.range_join`."""
-        return self._lazy().range_join(other, **options).collect()  # type: ignore[arg-type]
-
-    def dedup(self, **options: object) -> pl.DataFrame:
-        """Eager :meth:`EmbedLazyFrame.dedup`."""
-        return self._lazy().dedup(**options).collect()  # type: ignore[arg-type]
-
-    def cluster(self, **options: object) -> pl.DataFrame:
-        """Eager :meth:`EmbedLazyFrame.cluster`."""
-        return self._lazy().cluster(**options).collect()  # type: ignore[arg-type]
-
-    def search(self, query: str, **options: object) -> pl.DataFrame:
-        """Eager :meth:`EmbedLazyFrame.search`."""
-        return self._lazy().search(query, **options).collect()  # type: ignore[arg-type]
-
-    def chunk(self, column: str, **options: object) -> pl.DataFrame:
-        """Eager :meth:`EmbedLazyFrame.chunk`."""
-        return self._lazy().chunk(column, **options).collect()  # type: ignore[arg-type]
+    knn_join = _eager("knn_join")
+    range_join = _eager("range_join")
+    dedup = _eager("dedup")
+    cluster = _eager("cluster")
+    search = _eager("search")
+    chunk = _eager("chunk")
