@@ -4,13 +4,20 @@ For each data set, every query row is joined to its k nearest document rows. Eng
 
 - numpy: one BLAS matrix product per query block + argpartition (exact; also the truth);
 - embed_sql exact: ``VectorIndex(exact=True)`` (blocked BLAS, ties by key);
-- embed_sql HNSW: ``VectorIndex`` over usearch, default parameters: an f16 graph with exact
-  float32 rescoring (the default), an f32 graph, and an f16 graph alone (``rescore=False``);
+- embed_sql HNSW: ``VectorIndex`` over usearch: an f16 graph with exact float32 rescoring
+  (the default), an f32 graph, and an f16 graph alone (``rescore=False``);
 - embed_sql from SQL: DuckDB 2.0, ``SELECT embed_create_index(...)`` then
-  ``FROM knn_join('q', 'docs_index', k := 10)`` fetched as Arrow (what vss is timed on);
+  ``FROM embed_knn_join('q', 'docs_index', k := 10)`` fetched as Arrow (what vss is timed on);
+- raw usearch: ``usearch.index.Index`` alone (f16, all cores, labels 0..n-1): the floor
+  under every embed_sql HNSW row, so their overhead over it is measured;
 - DuckDB vss: duckdb 1.4.4 with the ``duckdb-ext-vss`` package in its own venv
   (``.venv-vss``, made on first run), HNSW index plus the LATERAL top-k join it
-  accelerates (``HNSW_INDEX_JOIN``).
+  accelerates (``HNSW_INDEX_JOIN``), twice: at vss's own defaults (M 16, ef_construction
+  128, ef_search 64) and at embed_sql's parameters.
+
+Every HNSW row except "vss defaults" runs at the same parameters: embed_sql's defaults
+(``HNSW_DEFAULTS``) or ``--hnsw M EF_CONSTRUCTION EF_SEARCH``. Every row is measured on the
+same data at the same k, and reports its own recall@k against numpy's exact top-k.
 
 Data sets: ``clustered`` (a 16-d signal around 500 centres, lifted to ``--dim`` with noise;
 i.i.d. random vectors have no real neighbours in 384-d) and ``text`` (BBC News sentences
@@ -21,6 +28,8 @@ round, and the median run is reported: single runs on this machine swing by up t
 
     .venv/bin/python benchmarks/join.py                     # 100k x 100k, dim 384, k 10
     .venv/bin/python benchmarks/join.py --n 20000 --skip-vss
+    .venv/bin/python benchmarks/join.py --n 20000 --data clustered --hnsw 16 128 64
+    .venv/bin/python benchmarks/join.py --skip-sql     # before embed_knn_join exists
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ _VSS_WORKER = r"""
 import json, sys, sysconfig, time
 import duckdb, numpy as np, pyarrow as pa
 docs_file, queries_file, out_file, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+params = json.loads(sys.argv[5])  # {} = vss's defaults, else M, ef_construction, ef_search
 docs, queries = np.load(docs_file), np.load(queries_file)
 dim = docs.shape[1]
 con = duckdb.connect()
@@ -55,7 +65,8 @@ con.register("d_src", table(docs)); con.register("q_src", table(queries))
 con.execute(f"CREATE TABLE docs AS SELECT id, v::FLOAT[{dim}] AS v FROM d_src")
 con.execute(f"CREATE TABLE q AS SELECT id, v::FLOAT[{dim}] AS v FROM q_src")
 start = time.perf_counter()
-con.execute("CREATE INDEX h ON docs USING HNSW (v) WITH (metric = 'cosine')")
+options = "".join(f", {name} = {int(value)}" for name, value in params.items())
+con.execute(f"CREATE INDEX h ON docs USING HNSW (v) WITH (metric = 'cosine'{options})")
 build = time.perf_counter() - start
 sql = f'''SELECT q.id AS qid, d.id AS did FROM q, LATERAL (
     SELECT id FROM docs ORDER BY array_cosine_distance(v, q.v) LIMIT {k}) d'''
@@ -131,14 +142,18 @@ def ensure_vss_venv() -> Path:
     return python
 
 
-def run_vss(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[dict[str, float], np.ndarray]:
+def run_vss(
+    docs: np.ndarray, queries: np.ndarray, k: int, params: dict[str, int] | None
+) -> tuple[dict[str, float], np.ndarray]:
+    """Build and join with vss in its own venv; ``params`` None = vss's own defaults."""
     python = ensure_vss_venv()
     with tempfile.TemporaryDirectory() as tmp:
         d, q, o = (Path(tmp) / n for n in ("d.npy", "q.npy", "o.npy"))
         np.save(d, docs)
         np.save(q, queries)
+        argv = [str(d), str(q), str(o), str(k), json.dumps(params or {})]
         proc = subprocess.run(
-            [str(python), "-c", _VSS_WORKER, str(d), str(q), str(o), str(k)],
+            [str(python), "-c", _VSS_WORKER, *argv],
             capture_output=True,
             text=True,
             check=False,
@@ -146,7 +161,11 @@ def run_vss(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[dict[str, fl
         if proc.returncode != 0:
             msg = f"vss run failed:\n{proc.stderr[-3000:]}"
             raise RuntimeError(msg)
-        return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(o)
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not info["index_join"]:
+            msg = "vss did not plan an HNSW_INDEX_JOIN: its row would time a brute-force join"
+            raise RuntimeError(msg)
+        return info, np.load(o)
 
 
 def timed(fn: object) -> tuple[float, object]:
@@ -155,8 +174,38 @@ def timed(fn: object) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def run_sql(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
-    """Build and join through DuckDB SQL: ``embed_create_index`` + the ``knn_join`` macro."""
+def run_usearch(
+    docs: np.ndarray, queries: np.ndarray, k: int, params: dict[str, int]
+) -> tuple[float, float, np.ndarray]:
+    """usearch alone: an f16 graph, all cores, labels 0..n-1 (what embed_sql wraps)."""
+    from embed_sql._native import usearch_index  # loads onnxruntime first (see _native)
+
+    index_cls = usearch_index()
+
+    def build() -> object:
+        index = index_cls(
+            ndim=docs.shape[1],
+            metric="cos",
+            dtype="f16",
+            connectivity=params["M"],
+            expansion_add=params["ef_construction"],
+            expansion_search=params["ef_search"],
+        )
+        index.add(np.arange(len(docs), dtype=np.uint64), docs, threads=0)
+        return index
+
+    t_b, index = timed(build)
+    t_j, matches = timed(lambda: index.search(queries, k, threads=0))  # type: ignore[attr-defined]
+    found = np.asarray(matches.keys, dtype=np.int64).reshape(len(queries), -1)
+    counts = np.asarray(matches.counts).reshape(len(queries))
+    found[np.arange(found.shape[1])[None, :] >= counts[:, None]] = -1
+    return t_b, t_j, found
+
+
+def run_sql(
+    docs: np.ndarray, queries: np.ndarray, k: int, params: dict[str, int]
+) -> tuple[float, float, np.ndarray]:
+    """Build and join through DuckDB SQL: ``embed_create_index`` + ``embed_knn_join``."""
     import duckdb
     import pyarrow as pa
 
@@ -172,10 +221,11 @@ def run_sql(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float
             con.execute(
                 f"CREATE TABLE {name} AS SELECT id, v::FLOAT[{dim}] AS v FROM {name}_src"
             ).fetchall()
+        hnsw = "".join(f", {name} := {int(value)}" for name, value in params.items())
         t_b, _ = timed(
-            lambda: con.sql("SELECT embed_create_index('docs_index', 'docs')").fetchall()
+            lambda: con.sql(f"SELECT embed_create_index('docs_index', 'docs'{hnsw})").fetchall()
         )
-        sql = f"SELECT left_key, right_key FROM knn_join('q', 'docs_index', k := {k})"
+        sql = f"SELECT left_key, right_key FROM embed_knn_join('q', 'docs_index', k := {k})"
         t_j, res = timed(lambda: con.sql(sql).to_arrow_table())
     finally:
         con.close()
@@ -184,73 +234,147 @@ def run_sql(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, float
 
 
 Run = tuple[float, float, np.ndarray]  # build s, join s, found labels (n, k)
+VSS_DEFAULTS = {"M": 16, "ef_construction": 128, "ef_search": 64}  # vss 1.4.4's own
+
+
+def show(params: dict[str, int]) -> str:
+    return f"{params['M']} / {params['ef_construction']} / {params['ef_search']}"
 
 
 def bench(
-    name: str, docs: np.ndarray, queries: np.ndarray, k: int, skip_vss: bool, repeat: int
+    name: str,
+    docs: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    params: dict[str, int],
+    *,
+    skip_vss: bool,
+    skip_sql: bool,
+    repeat: int,
+    origin: str,
 ) -> None:
     from embed_sql.vectors import VectorIndex
 
     ids = np.arange(len(docs))
+    mine = show(params)
     t_np, truth = timed(lambda: numpy_knn(docs, queries, k))
-    rows: list[tuple[str, float, float, float]] = [("numpy matmul + argpartition", 0.0, t_np, 1.0)]
+    rows: list[tuple[str, str, float, float, float]] = [
+        ("numpy matmul + argpartition", "exact", 0.0, t_np, 1.0)
+    ]
     t_b, exact = timed(lambda: VectorIndex.build(docs, ids, exact=True))
     t_j, res = timed(lambda: exact.search(queries, k))
-    rows.append(("embed_sql exact", t_b, t_j, recall_at_k(res.labels, truth)))
+    rows.append(("embed_sql exact", "exact", t_b, t_j, recall_at_k(res.labels, truth)))
 
     def hnsw(dtype: str, rescore: bool) -> Run:
-        t_b, index = timed(lambda: VectorIndex.build(docs, ids, dtype=dtype, rescore=rescore))
+        t_b, index = timed(
+            lambda: VectorIndex.build(docs, ids, dtype=dtype, rescore=rescore, **params)
+        )
         t_j, res = timed(lambda: index.search(queries, k))  # type: ignore[attr-defined]
         return t_b, t_j, res.labels
 
-    def vss() -> Run:
-        info, found = run_vss(docs, queries, k)
+    def vss(at: dict[str, int] | None) -> Run:
+        info, found = run_vss(docs, queries, k, at)
         return info["build"], info["join"], found
 
-    engines: dict[str, object] = {
-        "embed_sql HNSW (f16 + f32 rescore, default)": lambda: hnsw("f16", True),
-        "embed_sql HNSW (f32)": lambda: hnsw("f32", False),
-        "embed_sql HNSW (f16, rescore=False)": lambda: hnsw("f16", False),
-        "embed_sql from DuckDB SQL (default index)": lambda: run_sql(docs, queries, k),
+    engines: dict[str, tuple[str, object]] = {
+        "embed_sql HNSW (f16 + f32 rescore, default)": (mine, lambda: hnsw("f16", True)),
+        "embed_sql HNSW (f32)": (mine, lambda: hnsw("f32", False)),
+        "embed_sql HNSW (f16, rescore=False)": (mine, lambda: hnsw("f16", False)),
     }
+    if not skip_sql:
+        engines["embed_sql from DuckDB SQL (default index)"] = (
+            mine,
+            lambda: run_sql(docs, queries, k, params),
+        )
+    engines["raw usearch (same params, f16)"] = (
+        mine,
+        lambda: run_usearch(docs, queries, k, params),
+    )
     if not skip_vss:
-        engines["DuckDB vss (HNSW_INDEX_JOIN)"] = vss
+        engines["DuckDB vss at its defaults (f32)"] = (show(VSS_DEFAULTS), lambda: vss(None))
+        engines["DuckDB vss at embed_sql's parameters (f32)"] = (mine, lambda: vss(params))
     runs: dict[str, list[Run]] = {label: [] for label in engines}
     for _ in range(repeat):  # rounds interleave the engines, so drift in the machine is shared
-        for label, run in engines.items():
+        for label, (_, run) in engines.items():
             runs[label].append(run())  # type: ignore[operator]
     for label, got in runs.items():
         b, j, found = sorted(got, key=lambda r: r[0] + r[1])[len(got) // 2]  # the median run
-        rows.append((label, b, j, recall_at_k(found, truth)))
-    vss_total = None if skip_vss else sum(rows[-1][1:3])
+        rows.append((label, engines[label][0], b, j, recall_at_k(found, truth)))
+    totals = {row[0]: row[2] + row[3] for row in rows}
+    vss_default = totals.get("DuckDB vss at its defaults (f32)")
+    vss_matched = totals.get("DuckDB vss at embed_sql's parameters (f32)")
+    raw = totals["raw usearch (same params, f16)"]
+
     print(f"\n{name}: {len(queries):,} queries x {len(docs):,} docs, dim {docs.shape[1]}, k={k}")
-    print(f"(approximate engines: the median of {repeat} interleaved runs)\n")
-    print("| engine | build s | join s | total s | recall@k | vs vss | vs numpy |")
-    print("|---|---|---|---|---|---|---|")
-    for engine, b, j, r in rows:
+    print(
+        f"- HNSW parameters (M / ef_construction / ef_search): {mine} ({origin}) in every "
+        f"HNSW row but vss at its defaults ({show(VSS_DEFAULTS)})\n"
+        f"- recall@k: each row's own, against numpy's exact top-{k}; approximate engines: "
+        f"the median of {repeat} interleaved runs\n"
+        "- vs vss default / vs vss matched: how many times faster than that vss row; "
+        "/ raw usearch: total time over raw usearch's (the wrapping's overhead)\n"
+    )
+    print(
+        "| engine | M / ef_c / ef_s | build s | join s | total s | recall@k "
+        "| vs vss default | vs vss matched | / raw usearch | vs numpy |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for engine, at, b, j, r in rows:
         total = b + j
-        vs_vss = f"{vss_total / total:.1f}x" if vss_total else "-"
+        vs_default = f"{vss_default / total:.1f}x" if vss_default else "-"
+        vs_matched = f"{vss_matched / total:.1f}x" if vss_matched else "-"
         print(
-            f"| {engine} | {b:.1f} | {j:.1f} | {total:.1f} | {r:.3f} | {vs_vss} | "
-            f"{t_np / total:.2f}x |",
+            f"| {engine} | {at} | {b:.1f} | {j:.1f} | {total:.1f} | {r:.3f} | {vs_default} | "
+            f"{vs_matched} | {total / raw:.2f} | {t_np / total:.2f}x |",
             flush=True,
         )
 
 
 def main() -> None:
+    from embed_sql.vectors.index import HNSW_DEFAULTS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="documents and queries")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--text-limit", type=int, default=40_000)
+    parser.add_argument(
+        "--text-cache", type=Path, help="an .npy file keeping the text vectors between runs"
+    )
+    parser.add_argument("--data", choices=("clustered", "text", "both"), default="both")
+    parser.add_argument(
+        "--hnsw",
+        type=int,
+        nargs=3,
+        metavar=("M", "EF_CONSTRUCTION", "EF_SEARCH"),
+        help="HNSW parameters of every row but vss's defaults (default: embed_sql's)",
+    )
     parser.add_argument("--skip-vss", action="store_true")
+    parser.add_argument(
+        "--skip-sql", action="store_true", help="leave out the DuckDB SQL row (embed_knn_join)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per approximate engine")
     args = parser.parse_args()
-    data = clustered(2 * args.n, args.dim, seed=0)  # one distribution, split in two
-    docs, queries = data[: args.n], data[args.n :]
-    bench("clustered", docs, queries, args.k, args.skip_vss, args.repeat)
-    text = text_vectors(args.text_limit)
-    bench("BBC sentences (default model)", text, text, args.k, args.skip_vss, args.repeat)
+    names = ("M", "ef_construction", "ef_search")
+    params = dict(zip(names, args.hnsw or (HNSW_DEFAULTS[n] for n in names), strict=True))
+    opts = {
+        "skip_vss": args.skip_vss,
+        "skip_sql": args.skip_sql,
+        "repeat": args.repeat,
+        "origin": "--hnsw" if args.hnsw else "embed_sql's defaults",
+    }
+    if args.data in ("clustered", "both"):
+        data = clustered(2 * args.n, args.dim, seed=0)  # one distribution, split in two
+        docs, queries = data[: args.n], data[args.n :]
+        bench("clustered", docs, queries, args.k, params, **opts)
+    if args.data in ("text", "both"):
+        if args.text_cache is not None and args.text_cache.exists():
+            text = np.load(args.text_cache)
+        else:
+            text = text_vectors(args.text_limit)
+            if args.text_cache is not None:
+                np.save(args.text_cache, text)
+        bench("BBC sentences (default model)", text, text, args.k, params, **opts)
 
 
 if __name__ == "__main__":
