@@ -1,0 +1,124 @@
+"""The index file format: layout, compatibility with older files, and refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import struct
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from embed_sql.vectors import IndexFileError, VectorIndex
+from embed_sql.vectors.index_file import read_index_file, write_index_file
+
+MAGIC = b"EMBEDSQL-INDEX\x00\x01"
+
+
+def vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+def parse(path: Path) -> tuple[dict[str, object], dict[str, bytes]]:
+    """Read a file by the documented layout, without the module's reader."""
+    data = path.read_bytes()
+    assert data[: len(MAGIC)] == MAGIC
+    (head_len,) = struct.unpack("<Q", data[len(MAGIC) : len(MAGIC) + 8])
+    start = len(MAGIC) + 8
+    header = json.loads(data[start : start + head_len])
+    offset, sections = start + head_len, {}
+    for s in header["sections"]:
+        sections[s["name"]] = data[offset : offset + s["length"]]
+        offset += s["length"]
+    assert offset == len(data)
+    return header, sections
+
+
+def test_exact_index_file_has_the_documented_layout(tmp_path: Path) -> None:
+    x = vectors(10)
+    idx = VectorIndex.build(x, [f"k{i}" for i in range(10)], exact=True, model="m")
+    idx.meta["table"] = "docs"
+    header, sections = parse(idx.save(tmp_path / "a.index"))
+    assert list(header) == [
+        *["format", "model", "model_key", "metric", "dim", "dtype", "exact", "rescore"],
+        *["count", "labels", "params", "meta", "sections"],
+    ]
+    assert header["format"] == 1
+    assert header["params"] == {"M": 16, "ef_construction": 40, "ef_search": 32}
+    assert header["meta"] == {"table": "docs"}
+    assert list(sections) == ["keys", "alive", "vectors"]
+    assert sections["vectors"] == x.tobytes()
+    assert sections["alive"] == np.packbits(np.ones(10, bool)).tobytes()
+    keys = pa.ipc.open_stream(sections["keys"]).read_all().column("key")
+    assert keys.to_pylist() == [f"k{i}" for i in range(10)]
+    for s in header["sections"]:  # type: ignore[attr-defined]
+        assert s["sha256"] == hashlib.sha256(sections[s["name"]]).hexdigest()
+
+
+def test_rescoring_graph_file_carries_the_float32_matrix(tmp_path: Path) -> None:
+    x = vectors(50)
+    header, sections = parse(VectorIndex.build(x, range(50)).save(tmp_path / "a.index"))
+    assert list(sections) == ["keys", "alive", "vectors", "matrix"]
+    assert sections["matrix"] == x.tobytes()
+    assert (header["dtype"], header["rescore"]) == ("f16", True)
+
+
+def test_files_with_usearch_parameter_names_still_load(tmp_path: Path) -> None:
+    x = vectors(200)
+    new = VectorIndex.build(x, range(200), M=8, ef_construction=50, ef_search=20)
+    path = new.save(tmp_path / "new.index")
+    file = read_index_file(path)
+    fields = {k: v for k, v in file.header.items() if k not in ("format", "sections")}
+    fields["params"] = {"connectivity": 8, "expansion_add": 50, "expansion_search": 20}
+    old = write_index_file(tmp_path / "old.index", fields, file.sections)
+    for opened in (VectorIndex.load(old), VectorIndex.view(old)):
+        got = opened.search(x[:10], 3)
+        assert got.labels[:, 0].tolist() == list(range(10))
+        header, _ = parse(opened.save(tmp_path / "again.index"))
+        assert header["params"] == {"M": 8, "ef_construction": 50, "ef_search": 20}
+
+
+def test_saved_file_gets_the_usual_mode_and_replaces_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "a.index"
+    VectorIndex.build(vectors(5), range(5), exact=True).save(path)
+    viewed = VectorIndex.view(path)
+    VectorIndex.build(vectors(7, seed=1), range(7), exact=True).save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert len(VectorIndex.load(path)) == 7
+    assert len(viewed) == 5  # a view keeps reading the file it mapped
+    np.testing.assert_array_equal(viewed.vectors(), vectors(5))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.index"]
+
+
+def test_other_formats_and_missing_sections_are_refused(tmp_path: Path) -> None:
+    path = VectorIndex.build(vectors(5), range(5), exact=True).save(tmp_path / "a.index")
+    file = read_index_file(path)
+    fields = {k: v for k, v in file.header.items() if k not in ("format", "sections")}
+    no_alive = {k: v for k, v in file.sections.items() if k != "alive"}
+    write_index_file(tmp_path / "b.index", fields, no_alive)
+    with pytest.raises(IndexFileError, match="no section 'alive'"):
+        VectorIndex.load(tmp_path / "b.index")
+    data = path.read_bytes().replace(b'"format": 1', b'"format": 9', 1)
+    (tmp_path / "c.index").write_bytes(data)
+    with pytest.raises(IndexFileError, match="index format 9"):
+        VectorIndex.view(tmp_path / "c.index")
+    (tmp_path / "d.index").write_bytes(MAGIC + struct.pack("<Q", 5) + b"{not json")
+    with pytest.raises(IndexFileError, match="header is corrupt"):
+        VectorIndex.load(tmp_path / "d.index")
+    (tmp_path / "e.index").write_bytes(MAGIC[:10])
+    with pytest.raises(IndexFileError, match="too short"):
+        VectorIndex.load(tmp_path / "e.index")
+
+
+def test_an_empty_index_round_trips(tmp_path: Path) -> None:
+    for exact in (True, False):
+        path = VectorIndex(4, exact=exact, metric="l2").save(tmp_path / f"{exact}.index")
+        for opened in (VectorIndex.load(path), VectorIndex.view(path)):
+            assert (len(opened), opened.label_count, opened.dim) == (0, 0, 4)
+            assert opened.search(vectors(2, dim=4), 3).counts.tolist() == [0, 0]
