@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError
+from embed_sql.vectors import provenance
 from embed_sql.vectors.arrow import from_numpy, to_numpy
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class EmbeddingCache:
             fresh = to_numpy(encoder.encode([strings[i] for i in missing]))
             out[rows[missing]] = fresh
             self._store([keys[i] for i in missing], fresh)
+        provenance.record(encoder.key, encoder.name, out[rows])
         return from_numpy(out, valid=valid if len(rows) < len(column) else None)
 
     def _lookup(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:

@@ -29,6 +29,7 @@ from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoa
 from embed_sql.models import registry
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
 from embed_sql.models.resolve import ResolvedModel, resolve, variant_of
+from embed_sql.vectors import provenance
 from embed_sql.vectors.arrow import from_numpy, to_numpy
 
 if TYPE_CHECKING:
@@ -308,6 +309,7 @@ class TextEncoder:
                 texts = [t for t, k in zip(texts, keep, strict=True) if k]
             if texts:
                 out[rows] = self._embed(texts)
+                provenance.record(self.key, self.name, out[rows])
             bar.update(len(piece))
         return from_numpy(out, valid=valid)
 

@@ -13,6 +13,7 @@ from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, In
 
 __all__ = [
     "MODEL_KEY",
+    "column_model",
     "from_numpy",
     "model_key",
     "to_numpy",
@@ -27,6 +28,34 @@ def model_key(field: pa.Field) -> str | None:
     """Return the content key of the model that made a vector field, if its metadata has it."""
     value = (field.metadata or {}).get(MODEL_KEY)
     return value.decode() if value else None
+
+
+def column_model(
+    values: pa.Array | pa.ChunkedArray | np.ndarray,
+    field: pa.Field | None = None,
+    what: str = "vector column",
+) -> str | None:
+    """Return the key of the model that made a vector column, or None when unknown.
+
+    The field's metadata says it when present; else the vectors are looked up among those
+    this process embedded (:mod:`embed_sql.vectors.provenance`). A column mixing two models
+    is refused.
+    """
+    from embed_sql.vectors import provenance
+
+    key = model_key(field) if field is not None else None
+    if key:
+        return key
+    mat = values if isinstance(values, np.ndarray) else to_numpy(values)
+    found = provenance.identify(mat) if mat.ndim == 2 else set()
+    names = sorted({provenance.model_name(k) for k in found})
+    if len(names) > 1:
+        msg = (
+            f"{what} mixes vectors of {len(found)} models ({', '.join(names)}); distances "
+            "between them mean nothing. Re-embed the column with one model."
+        )
+        raise DimensionMismatchError(msg)
+    return min(found) if found else None
 
 
 def vector_dim(dtype: pa.DataType) -> int:

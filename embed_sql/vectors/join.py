@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InvalidParameterError
-from embed_sql.vectors.arrow import model_key
+from embed_sql.vectors.arrow import column_model
 from embed_sql.vectors.index import SearchResult, VectorIndex
 from embed_sql.vectors.metrics import Metric
 
@@ -29,6 +29,7 @@ __all__ = [
     "KNN_COLUMNS",
     "RANGE_COLUMNS",
     "check_k",
+    "check_models",
     "knn_join",
     "range_join",
     "self_knn_join",
@@ -54,15 +55,19 @@ def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
 
 
 def _model_key(table: pa.Table, column: str) -> str | None:
-    _column(table, column, "vector")
-    return model_key(table.schema.field(column))
+    values = _column(table, column, "vector")
+    return column_model(values, table.schema.field(column), f"vector column {column!r}")
 
 
-def _check_models(left: str | None, right: str | None) -> None:
-    if left and right and left != right:
+def check_models(left: str | None, right: str | None, what: str = "the two vector columns") -> None:
+    """Refuse vectors of two different models (when both are known)."""
+    from embed_sql.vectors.provenance import model_name, same_model
+
+    if left and right and not same_model(left, right):
         msg = (
-            f"the two vector columns come from different models (model keys {left[:12]}… "
-            f"and {right[:12]}…); their distances mean nothing. Embed both with one model."
+            f"{what} come from different models ({model_name(left)}, key {left[:12]}…, and "
+            f"{model_name(right)}, key {right[:12]}…); their distances mean nothing. Embed "
+            "both with one model (an fp32 and an int8 variant are different models too)."
         )
         raise DimensionMismatchError(msg)
 
@@ -155,7 +160,7 @@ def knn_join(
     k = check_k(k)
     rvec, rkey = _sides(vec, key, right_vec, right_key)
     index = index_for(right, vec=rvec, key=rkey, metric=metric, exact=exact, threads=threads)
-    _check_models(_model_key(left, vec), index.model_key)
+    check_models(_model_key(left, vec), index.model_key)
     allowed = None
     if where is not None:
         allowed = np.asarray(where, dtype=bool)
@@ -268,7 +273,7 @@ def range_join(
     """
     rvec, rkey = _sides(vec, key, right_vec, right_key)
     index = index_for(right, vec=rvec, key=rkey, metric=metric, exact=exact, threads=threads)
-    _check_models(_model_key(left, vec), index.model_key)
+    check_models(_model_key(left, vec), index.model_key)
     lname, rname, _ = RANGE_COLUMNS
     out: list[pa.RecordBatch] = []
     for vectors, keys in _batches(left, vec, key):

@@ -187,3 +187,33 @@ def test_closing_the_registering_connection_keeps_the_others_working(
 def test_encode_refuses_a_mapping(tiny_encoder: TextEncoder) -> None:
     with pytest.raises(embed_sql.InputTypeError, match="dict"):
         tiny_encoder.encode({"a": 1})  # type: ignore[arg-type]
+
+
+def test_columns_of_two_variants_of_one_model_are_not_joined(tiny_source: Path) -> None:
+    # fp32 and int8 vectors of one model: a DuckDB or Polars column cannot say which it holds,
+    # so embed_sql remembers the vectors it made and refuses to mix them
+    import polars as pl
+
+    import embed_sql.polars
+    from embed_sql.pipelines import drift
+
+    db = duckdb.connect()
+    embed_sql.register(db, model=str(tiny_source), models={"q8": f"{tiny_source}:int8"})
+    words = [f"document number {i} about {t}" for i in range(40) for t in ("food", "rain")]
+    db.execute("CREATE TABLE w AS SELECT range AS id, ? [range + 1] AS t FROM range(80)", [words])
+    db.execute("CREATE TABLE a AS SELECT id, embed(t) AS v FROM w").fetchall()
+    db.execute("CREATE TABLE b AS SELECT id, embed_q8(t) AS v FROM w").fetchall()
+    db.execute("SELECT embed_create_index('a_index', 'a')").fetchall()
+    assert len(rows(db, "FROM embed_knn_join('a', 'a_index', k := 2)")) == 160
+    with pytest.raises(duckdb.Error, match=r"different models .*:int8"):
+        rows(db, "FROM embed_knn_join('b', 'a_index', k := 2)")
+    with pytest.raises(duckdb.Error, match="different models"):
+        rows(db, "FROM embed_drift('a', 'b')")
+    a, b = (pl.from_arrow(db.sql(f"FROM {t}").to_arrow_table()) for t in "ab")
+    with pytest.raises(embed_sql.DimensionMismatchError, match="different models"):
+        a.embed.knn_join(b, k=2)  # type: ignore[union-attr]
+    with pytest.raises(embed_sql.DimensionMismatchError, match="different models"):
+        drift.check(a, b)
+    db.execute("CREATE TABLE mixed AS FROM a UNION ALL SELECT id + 1000, v FROM b").fetchall()
+    with pytest.raises(duckdb.Error, match="mixes vectors of 2 models"):
+        rows(db, "SELECT embed_create_index('m', 'mixed')")

@@ -98,3 +98,24 @@ def test_sql_only_index_finds_sport_for_a_football_query(news: pa.Table) -> None
     finally:
         con.close()
     assert Counter(t for (t,) in hits).most_common(1)[0][0] == "sports"
+
+
+def test_fp32_and_int8_columns_of_the_default_model_are_not_joined(news: pa.Table) -> None:
+    con = duckdb.connect()
+    try:
+        embed_sql.register(con, models={"q8": "all-MiniLM-L6-v2:int8"})
+        spread = news.take(list(range(0, news.num_rows, news.num_rows // 300))[:300])
+        con.register("src", spread.select(["id", "text"]))
+        con.execute("CREATE TABLE f AS SELECT id, embed(text) AS v FROM src").fetchall()
+        con.execute("CREATE TABLE q AS SELECT id, embed_q8(text) AS v FROM src").fetchall()
+        con.execute("SELECT embed_create_index('f_index', 'f')").fetchall()
+        con.execute("SELECT embed_create_index('q_index', 'q')").fetchall()
+        # each column joins its own model's index; the int8 index embeds text queries in int8
+        assert len(con.sql("FROM embed_knn_join('q', 'q_index', k := 3)").fetchall()) == 900
+        hits = con.sql("SELECT key FROM embed_search('q_index', 'football', k := 3)").fetchall()
+        topics = news.column("topic").to_pylist()
+        assert [topics[h] for (h,) in hits].count("sports") >= 2
+        with pytest.raises(duckdb.Error, match=r"different models .*all-MiniLM-L6-v2:int8"):
+            con.sql("FROM embed_knn_join('q', 'f_index', k := 3)").fetchall()
+    finally:
+        con.close()

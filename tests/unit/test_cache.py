@@ -20,6 +20,7 @@ class CountingEncoder:
     def __init__(self, encoder: TextEncoder, key: str | None = None) -> None:
         self.inner = encoder
         self.dim = encoder.dim
+        self.name = encoder.name
         self.key = key or encoder.key
         self.embedded: list[str] = []
 

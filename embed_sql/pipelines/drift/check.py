@@ -27,7 +27,8 @@ from embed_sql.pipelines.drift.statistics import (
     pca_ks_test,
     sample,
 )
-from embed_sql.vectors.arrow import to_numpy, vector_input
+from embed_sql.vectors.arrow import column_model, to_numpy, vector_input
+from embed_sql.vectors.join import check_models
 
 __all__ = ["TESTS", "DriftCheck", "check", "read_sample"]
 
@@ -45,7 +46,8 @@ def _as_vectors(data: object, column: str, side: str) -> tuple[np.ndarray, int, 
         msg = f"{side} vectors must form a (rows, dim) matrix, got shape {mat.shape}"
         raise DimensionMismatchError(msg)
     ok = ~np.isnan(mat).any(axis=1)
-    return np.ascontiguousarray(mat[ok]), int((~ok).sum()), key
+    mat = np.ascontiguousarray(mat[ok])
+    return mat, int((~ok).sum()), key or column_model(mat, what=f"the {side} vectors")
 
 
 class DriftCheck:
@@ -118,12 +120,7 @@ class DriftCheck:
                 f"{cur.shape[1]}; embed both with the same model"
             )
             raise DimensionMismatchError(msg)
-        if self.model_key and cur_key and self.model_key != cur_key:
-            msg = (
-                f"reference and current vectors come from different models (model keys "
-                f"{self.model_key[:12]}… and {cur_key[:12]}…); embed both with the same model"
-            )
-            raise DimensionMismatchError(msg)
+        check_models(self.model_key, cur_key, "reference and current vectors")
         ref = self.reference
         notes = [
             f"{n:,} NULL {side} vectors skipped"

@@ -28,7 +28,8 @@ from embed_sql.udfs.duckdb.read import (
     reader,
     vector_matrix,
 )
-from embed_sql.vectors.join import check_k
+from embed_sql.vectors.arrow import column_model
+from embed_sql.vectors.join import check_k, check_models
 
 if TYPE_CHECKING:
     from embed_sql.udfs.duckdb.state import DatabaseState
@@ -116,7 +117,13 @@ def _make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
             allowed = named.index.mask_for(wanted.column(0).combine_chunks())
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)  # a NULL vector: an empty list
-        res = named.index.search(vector_matrix(arr, named.index.dim, "query"), k, allowed=allowed)
+        queries = vector_matrix(arr, named.index.dim, "query")
+        check_models(
+            column_model(queries, what="the query vectors"),
+            named.index.model_key,
+            f"the query vectors and index {named.name!r}",
+        )
+        res = named.index.search(queries, k, allowed=allowed)
         rows, cols = np.nonzero(res.labels >= 0)
         children = _struct(
             {

@@ -37,7 +37,10 @@ from embed_sql.udfs.duckdb.read import (
     read_source,
     reader,
 )
+from embed_sql.vectors import provenance
+from embed_sql.vectors.arrow import column_model
 from embed_sql.vectors.index import VectorIndex
+from embed_sql.vectors.join import check_models
 
 if TYPE_CHECKING:
     import duckdb
@@ -114,14 +117,20 @@ def build(
         expected=expected,
         transaction=transaction,
     )
-    encoder = shared_encoder(model) if model else state.encoders.get("embed")
-    index = VectorIndex.build(
-        src.vectors,
-        src.keys,
-        model=encoder.name if encoder else None,
-        model_key=encoder.key if encoder else None,
-        **options,
-    )
+    made_by: str | None
+    made_key: str | None
+    if model:
+        encoder = shared_encoder(model)
+        made_by, made_key = encoder.name, encoder.key
+        check_models(column_model(src.vectors), made_key, f"column {vec!r} and model {model!r}")
+    else:  # the model that made the column, if this process made it; else embed()'s
+        made_key = column_model(src.vectors, what=f"column {vec!r} of {table!r}")
+        default = state.encoders.get("embed")
+        if made_key is not None:
+            made_by = provenance.model_name(made_key)
+        else:
+            made_by, made_key = (default.name, default.key) if default else (None, None)
+    index = VectorIndex.build(src.vectors, src.keys, model=made_by, model_key=made_key, **options)
     named = NamedIndex(name, index, src.table, key, vec, src.fingerprint)
     named.save_meta()
     if path is not None:
