@@ -69,9 +69,9 @@ def sweep(
         index = VectorIndex.build(docs, ids, dtype=dtype, M=m, ef_construction=efc)
         build, build_cpu = (b - a for a, b in zip((wall, cpu), clocks(), strict=True))
         for ef in efs:
-            # ef_search only steers the search: one graph serves every value (usearch's
-            # name for it; VectorIndex(ef_search=ef) sets the same field at construction)
-            index._hnsw.expansion_search = ef  # type: ignore[attr-defined]
+            # ef_search only steers the search: one graph serves every value
+            # (VectorIndex(ef_search=ef) sets the same field at construction)
+            index._hnsw.ef_search = ef  # type: ignore[union-attr]
             wall, cpu = clocks()
             res = index.search(queries, k)
             search, search_cpu = (b - a for a, b in zip((wall, cpu), clocks(), strict=True))
