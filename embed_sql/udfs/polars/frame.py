@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import polars as pl
@@ -92,41 +92,22 @@ class EmbedLazyFrame:
         from embed_sql.vectors.join import check_k, knn_join
 
         check_k(k)
-        right = other.lazy()
-        rvec, rkey = _sides(vec, key, right_vec, right_key)
-        schema = {
-            "left_key": self._key_type(self._lf, key, "frame"),
-            "right_key": self._key_type(right, rkey, "other frame"),
-            "distance": pl.Float32(),
-            "rank": pl.Int32(),
-        }
+        rvec = vec if right_vec is None else right_vec
 
-        def run(df: pl.DataFrame) -> pl.DataFrame:
-            theirs = right.collect()
+        def join(left: pa.Table, theirs: pl.DataFrame, right: pa.Table, sides: dict) -> pa.Table:
             mask = None
             if where is not None:  # a predicate on the right side, applied before the top-k
                 flags = theirs.select(where.fill_null(value=False)).to_series()
                 if flags.dtype != pl.Boolean:
                     msg = (
-                        f"where= must be a boolean expression on the other frame, got {flags.dtype}"
+                        f"where= must be a boolean expression on the other frame, not {flags.dtype}"
                     )
                     raise InputTypeError(msg)
                 mask = flags.to_numpy()[theirs[rvec].is_not_null().to_numpy()]
-            out = knn_join(
-                _arrow(df, [key, vec]),
-                _arrow(theirs, [rkey, rvec], "other frame"),
-                k,
-                vec=vec,
-                key=key,
-                right_vec=rvec,
-                right_key=rkey,
-                metric=metric,
-                exact=exact,
-                where=mask,
-            )
-            return _frame(out)
+            return knn_join(left, right, k, metric=metric, exact=exact, where=mask, **sides)
 
-        return self._defer(schema, run)
+        extra = {"distance": pl.Float32(), "rank": pl.Int32()}
+        return self._pair(other, vec, key, right_vec, right_key, extra, join)
 
     def range_join(
         self,
@@ -147,27 +128,35 @@ class EmbedLazyFrame:
         """
         from embed_sql.vectors.join import range_join
 
+        def join(left: pa.Table, _: pl.DataFrame, right: pa.Table, sides: dict) -> pa.Table:
+            return range_join(left, right, threshold, metric=metric, exact=exact, **sides)
+
+        return self._pair(other, vec, key, right_vec, right_key, {"distance": pl.Float32()}, join)
+
+    def _pair(
+        self,
+        other: pl.LazyFrame | pl.DataFrame,
+        vec: str,
+        key: str,
+        right_vec: str | None,
+        right_key: str | None,
+        extra: Mapping[str, pl.DataType],
+        join: Callable[[pa.Table, pl.DataFrame, pa.Table, dict], pa.Table],
+    ) -> pl.LazyFrame:
+        """Join two frames into ``left_key``, ``right_key`` and the ``extra`` columns."""
         right = other.lazy()
         rvec, rkey = _sides(vec, key, right_vec, right_key)
         schema = {
             "left_key": self._key_type(self._lf, key, "frame"),
             "right_key": self._key_type(right, rkey, "other frame"),
-            "distance": pl.Float32(),
+            **extra,
         }
+        sides = {"vec": vec, "key": key, "right_vec": rvec, "right_key": rkey}
 
         def run(df: pl.DataFrame) -> pl.DataFrame:
-            out = range_join(
-                _arrow(df, [key, vec]),
-                _arrow(right.collect(), [rkey, rvec], "other frame"),
-                threshold,
-                vec=vec,
-                key=key,
-                right_vec=rvec,
-                right_key=rkey,
-                metric=metric,
-                exact=exact,
-            )
-            return _frame(out)
+            theirs = right.collect()
+            left = _arrow(df, [key, vec])
+            return _frame(join(left, theirs, _arrow(theirs, [rkey, rvec], "other frame"), sides))
 
         return self._defer(schema, run)
 
