@@ -211,7 +211,7 @@ def refresh(state: DatabaseState, name: str, expected: str | None = None) -> tup
                 f"SELECT k.key FROM {keys} AS k ANTI JOIN {src} AS t ON {changed}"
             ).to_arrow_table()
             new = cur.sql(
-                f"SELECT t.{key} AS id, t.{vec}::FLOAT[] AS v, hash(t.{vec}) AS h "
+                f"SELECT t.{key} AS id, t.{vec} AS v, hash(t.{vec}) AS h "
                 f"FROM {src} AS t ANTI JOIN {keys} AS k ON {changed} "
                 f"WHERE t.{vec} IS NOT NULL ORDER BY 1"
             ).to_arrow_table()

@@ -170,7 +170,7 @@ def read_source(
     expected: str | None = None,
     transaction: bool = True,
 ) -> Source:
-    """Read ``key`` and ``vec`` of ``table`` ordered by key, in one transaction.
+    """Read ``key`` and ``vec`` of ``table`` in table order, in one transaction.
 
     ``expected`` is the caller's fingerprint of the same table: a different one means the
     caller sees other rows (uncommitted changes), and the read is refused. Reading on the
@@ -186,8 +186,8 @@ def read_source(
         qualified = _qualified(cur, table)
         (fingerprint,) = cur.execute(fingerprint_sql(src, key, vec)).fetchall()[0]
         data = cur.sql(
-            f"SELECT {quote_ident(key)} AS id, {quote_ident(vec)}::FLOAT[] AS v, "
-            f"hash({quote_ident(vec)}) AS h FROM {src} ORDER BY 1"
+            f"SELECT {quote_ident(key)} AS id, {quote_ident(vec)} AS v, "
+            f"hash({quote_ident(vec)}) AS h FROM {src}"
         ).to_arrow_table()
     finally:
         if transaction:
