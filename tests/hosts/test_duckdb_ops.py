@@ -147,6 +147,12 @@ def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
     assert exact == [(5,)]
     hits = rows(con, "FROM embed_search('by_title', 'food', k := 1)")
     assert hits[0][0] == "food"
+    fast = rows(
+        con, "SELECT embed_create_index('fast', 'docs_v', preset := 'fast', ef_search := 20)"
+    )
+    assert fast == [(5,)]
+    with pytest.raises(duckdb.Error, match=r"preset='quick' is not known; use one of"):
+        rows(con, "SELECT embed_create_index('q', 'docs_v', preset := 'quick')")
     with pytest.raises(duckdb.Error, match=r"index name 'a.b' is not allowed"):
         rows(con, "SELECT embed_create_index('a.b', 'docs_v')")
     with pytest.raises(duckdb.Error, match=r"column 'title' of 'docs_v' is VARCHAR, not a"):

@@ -19,8 +19,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_hnsw_recall_on_real_embeddings(news: pa.Table) -> None:
+    # the default preset is chosen to reach 0.98 on sentence embeddings; "fast" trades it
     index = VectorIndex.build(news.column("v"), news.column("id"))
-    assert recall(index, k=10, sample=500) >= 0.95
+    assert recall(index, k=10, sample=500) >= 0.98
+    fast = VectorIndex.build(news.column("v"), news.column("id"), preset="fast")
+    assert recall(fast, k=10, sample=500) >= 0.9
 
 
 def test_default_index_distances_equal_duckdbs_array_functions(news: pa.Table) -> None:

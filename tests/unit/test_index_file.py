@@ -48,7 +48,7 @@ def test_exact_index_file_has_the_documented_layout(tmp_path: Path) -> None:
         *["count", "labels", "params", "meta", "sections"],
     ]
     assert header["format"] == 1
-    assert header["params"] == {"M": 16, "ef_construction": 40, "ef_search": 32}
+    assert header["params"] == {"M": 16, "ef_construction": 64, "ef_search": 48}
     assert header["meta"] == {"table": "docs"}
     assert list(sections) == ["keys", "alive", "vectors"]
     assert sections["vectors"] == x.tobytes()

@@ -146,9 +146,11 @@ MACROS = (
     """
     MACRO embed_create_index(idx, tbl, vec := 'v', key := 'id', metric := 'cos',
                              exact := false, path := NULL, M := NULL,
-                             ef_construction := NULL, ef_search := NULL) AS
+                             ef_construction := NULL, ef_search := NULL,
+                             preset := 'default') AS
         embed_sql_create_index(idx, tbl, vec, key, metric, exact, path, M, ef_construction,
-                               ef_search, embed_sql_ctx(), embed_sql_fp(tbl, key, vec))
+                               ef_search, preset, embed_sql_ctx(),
+                               embed_sql_fp(tbl, key, vec))
     """,
     """
     MACRO embed_load_index(idx, path) AS embed_sql_load_index(idx, path, embed_sql_ctx())

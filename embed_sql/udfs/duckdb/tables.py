@@ -40,6 +40,7 @@ def make_create_index(state: DatabaseState) -> Callable[..., pa.Array]:
         ms: Arrays,
         efcs: Arrays,
         efss: Arrays,
+        presets: Arrays,
         contexts: Arrays,
         fingerprints: Arrays,
     ) -> pa.Array:
@@ -61,6 +62,7 @@ def make_create_index(state: DatabaseState) -> Callable[..., pa.Array]:
                 expected=str(constant(fingerprints, "the fingerprint")),
                 metric=str(constant(metrics, "metric")),
                 exact=bool(constant(exacts, "exact")),
+                preset=str(constant(presets, "preset")),
                 path=_optional_path(constant(paths, "path", allow_null=True)),
                 **{k: v for k, v in hnsw.items() if v is not None},
             )
