@@ -223,7 +223,10 @@ class HNSWGraph:
     def view(self, buffer: memoryview) -> None:
         """Replace this graph by a read-only view of a serialised one (the buffer stays used).
 
-        The viewed graph takes its dtype and metric from the buffer and usearch's default
-        build and search settings.
+        The viewed graph takes its dtype and metric from the buffer; its search setting is
+        this graph's (usearch's restore would use its own default), so a viewed index
+        searches exactly as a loaded one.
         """
+        ef_search = self.ef_search
         self._index = usearch_index().restore(buffer, view=True)  # type: ignore[attr-defined]
+        self.ef_search = ef_search

@@ -122,3 +122,13 @@ def test_an_empty_index_round_trips(tmp_path: Path) -> None:
         for opened in (VectorIndex.load(path), VectorIndex.view(path)):
             assert (len(opened), opened.label_count, opened.dim) == (0, 0, 4)
             assert opened.search(vectors(2, dim=4), 3).counts.tolist() == [0, 0]
+
+
+def test_a_viewed_index_searches_with_its_saved_ef_search(tmp_path: Path) -> None:
+    x = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    index = VectorIndex.build(x, np.arange(300), ef_search=7, threads=1)
+    path = index.save(tmp_path / "ef.index")
+    loaded, viewed = VectorIndex.load(path), VectorIndex.view(path)
+    assert loaded._hnsw.ef_search == viewed._hnsw.ef_search == 7  # type: ignore[union-attr]
+    a, b = loaded.search(x[:50], 5), viewed.search(x[:50], 5)
+    assert (a.labels == b.labels).all()
