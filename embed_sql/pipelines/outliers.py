@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from embed_sql.exceptions import ColumnNotFoundError, InvalidParameterError
 from embed_sql.vectors.arrow import vector_input
-from embed_sql.vectors.index import VectorIndex, as_matrix
+from embed_sql.vectors.index import VectorIndex, as_matrix, check_k
 from embed_sql.vectors.metrics import Metric
 
 __all__ = ["OutlierScorer", "kth_distance", "outlier_scores", "reference_index"]
@@ -94,9 +94,7 @@ class OutlierScorer:
         exact: bool | None = None,
         seed: int = 0,
     ) -> None:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-            msg = f"k={k!r} must be a positive integer"
-            raise InvalidParameterError(msg)
+        k = check_k(k)
         if not 0.0 < float(quantile) < 1.0:
             msg = f"quantile={quantile!r} must lie strictly between 0 and 1 (e.g. 0.99)"
             raise InvalidParameterError(msg)

@@ -58,9 +58,21 @@ __all__ = [
     "SearchResult",
     "VectorIndex",
     "as_matrix",
+    "check_k",
 ]
 
 DTYPES = ("f32", "f16", "i8")
+
+
+def check_k(k: object, *, most: int | None = None) -> int:
+    """Return ``k`` as an int if it is a positive integer (at most ``most``), else refuse."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        msg = f"k={k!r} must be a positive integer (the number of neighbours per row)"
+        raise InvalidParameterError(msg)
+    if most is not None and k > most:
+        msg = f"k={k!r} must be no larger than the {most} rows searched"
+        raise InvalidParameterError(msg)
+    return int(k)
 
 
 @dataclass(frozen=True)
@@ -392,9 +404,7 @@ class VectorIndex:
             Boolean mask over row labels: a filter applied *before* the top-k, so ``k``
             matches come back whenever ``k`` allowed rows exist.
         """
-        if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
-            msg = f"k={k!r} must be a positive integer"
-            raise InvalidParameterError(msg)
+        k = check_k(k)
         q, valid = as_matrix(queries, self.dim)
         alive = self._alive if allowed is None else self._alive & _mask(allowed, len(self._alive))
         n_rows = int(alive.sum())

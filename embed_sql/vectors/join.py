@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InvalidParameterError
+from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError
 from embed_sql.vectors.arrow import column_model
-from embed_sql.vectors.index import SearchResult, VectorIndex
+from embed_sql.vectors.index import SearchResult, VectorIndex, check_k
 from embed_sql.vectors.metrics import Metric
 
 __all__ = [
@@ -103,17 +103,6 @@ def _batches(table: pa.Table, vec: str, key: str) -> Iterator[tuple[pa.Array, pa
             vectors.slice(start, _BATCH).combine_chunks(),
             keys.slice(start, _BATCH).combine_chunks(),
         )
-
-
-def check_k(k: object, *, most: int | None = None) -> int:
-    """Return ``k`` as an int if it is a positive integer (at most ``most``), else refuse."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        msg = f"k={k!r} must be a positive integer (the number of neighbours per row)"
-        raise InvalidParameterError(msg)
-    if most is not None and k > most:
-        msg = f"k={k!r} must be no larger than the {most} rows searched"
-        raise InvalidParameterError(msg)
-    return int(k)
 
 
 def _sides(vec: str, key: str, right_vec: str | None, right_key: str | None) -> tuple[str, str]:
