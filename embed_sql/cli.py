@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
-    rows = [(m.name, str(m.dim), ", ".join(m.aliases), m.description) for m in models.list()]
+    rows = [(m.name, str(m.dim), ", ".join(m.aliases), m.description) for m in models.list_models()]
     widths = [max(len(r[i]) for r in [("name", "dim", "aliases", ""), *rows]) for i in range(3)]
     header = ("name", "dim", "aliases")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), " description")

@@ -11,12 +11,12 @@ from embed_sql.models.encoder import TextEncoder
 from embed_sql.models.registry import (
     DEFAULT_MODEL,
     ModelSpec,
+    add_model,
     get,
-    list,
+    list_models,
     parse_ref,
-    register,
+    remove_model,
     spec_from_path,
-    unregister,
 )
 from embed_sql.models.resolve import ResolvedModel, resolve
 
@@ -25,11 +25,11 @@ __all__ = [
     "ModelSpec",
     "ResolvedModel",
     "TextEncoder",
+    "add_model",
     "get",
-    "list",
+    "list_models",
     "parse_ref",
-    "register",
+    "remove_model",
     "resolve",
     "spec_from_path",
-    "unregister",
 ]

