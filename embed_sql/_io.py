@@ -4,7 +4,8 @@ A file is written to a hidden temporary file beside its target, flushed to disk 
 over the target, so a reader sees the old file or the new one, never half of one. The new
 file gets the user's usual mode (``0o666`` less the umask; ``mkstemp`` alone would make it
 private, unreadable to a scheduler running as another user of the group). A crash leaves at
-most a ``.<name>.tmp-*`` file behind; :func:`clean_leftovers` removes old ones.
+most a ``.<name>.tmp-*`` file behind; the next write of the same file removes those older
+than an hour (a younger one may belong to a writer still at work).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """
     target = _target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(target.parent, name=target.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{_TMP}", dir=target.parent)
     except OSError as exc:
@@ -83,11 +85,16 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def clean_leftovers(folder: str | os.PathLike[str], *, older_than: float = 3600.0) -> int:
-    """Remove temporary files of interrupted writes older than ``older_than`` seconds."""
+def clean_leftovers(
+    folder: str | os.PathLike[str], *, name: str | None = None, older_than: float = 3600.0
+) -> int:
+    """Remove temporary files of interrupted writes (of ``name``, or of any file) in
+    ``folder`` older than ``older_than`` seconds; return how many were removed.
+    """
     removed = 0
     cutoff = time.time() - older_than
-    for leftover in Path(folder).glob(f".*{_TMP}*"):
+    pattern = f".{name}{_TMP}*" if name is not None else f".*{_TMP}*"
+    for leftover in Path(folder).glob(pattern):
         try:
             if leftover.is_file() and leftover.stat().st_mtime < cutoff:
                 leftover.unlink()

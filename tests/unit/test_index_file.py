@@ -132,3 +132,20 @@ def test_a_viewed_index_searches_with_its_saved_ef_search(tmp_path: Path) -> Non
     assert loaded._hnsw.ef_search == viewed._hnsw.ef_search == 7  # type: ignore[union-attr]
     a, b = loaded.search(x[:50], 5), viewed.search(x[:50], 5)
     assert (a.labels == b.labels).all()
+
+
+def test_a_write_removes_old_leftovers_of_interrupted_writes(tmp_path: Path) -> None:
+    from embed_sql._io import write_text_atomic
+
+    old, young = tmp_path / ".r.json.tmp-old", tmp_path / ".r.json.tmp-young"
+    for leftover in (old, young):
+        leftover.write_bytes(b"half a file")
+    os.utime(old, (0, 0))  # left by a crash long ago
+    write_text_atomic(tmp_path / "r.json", "{}")
+    assert (tmp_path / "r.json").read_text() == "{}"
+    assert not old.exists()
+    assert young.exists()  # may belong to a writer still at work
+    mode = stat.S_IMODE((tmp_path / "r.json").stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
