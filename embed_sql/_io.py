@@ -88,8 +88,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 def clean_leftovers(
     folder: str | os.PathLike[str], *, name: str | None = None, older_than: float = 3600.0
 ) -> int:
-    """Remove temporary files of interrupted writes (of ``name``, or of any file) in
-    ``folder`` older than ``older_than`` seconds; return how many were removed.
+    """Remove old temporary files of interrupted writes; return how many were removed.
+
+    Those of ``name`` (or of any file) in ``folder``, older than ``older_than`` seconds.
     """
     removed = 0
     cutoff = time.time() - older_than
