@@ -130,17 +130,13 @@ def check_columns(
                 f"embed it first, e.g. CREATE TABLE ... AS SELECT *, embed({name}) AS v"
             )
             raise InputTypeError(msg)
-        if role == "key" and not _KEY_TYPE(types[name]):
+        if role == "key" and types[name] not in _KEY_TYPES:
             msg = (
                 f"key column {name!r} of {table!r} is {types[name]}; keys must be an integer "
                 "or string column (cast it, e.g. in a view)"
             )
             raise InputTypeError(msg)
     return types
-
-
-def _KEY_TYPE(sql_type: str) -> bool:
-    return sql_type in _KEY_TYPES
 
 
 _KEY_TYPES = frozenset(
