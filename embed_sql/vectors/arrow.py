@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError, InputTypeError
 
@@ -56,6 +57,44 @@ def column_model(
         )
         raise DimensionMismatchError(msg)
     return min(found) if found else None
+
+
+def fixed_vectors(
+    vectors: pa.ChunkedArray | pa.Array, column: str = "v", where: str = "the input"
+) -> pa.Array:
+    """Return a vector column as ``fixed_size_list<float32>[d]``.
+
+    Variable-length lists of floats (as ibis or jupysql hand them over, Float32 or Float64)
+    are accepted when every non-NULL vector has one length; a ragged column is refused with
+    the cast to use.
+
+    Examples
+    --------
+    >>> fixed_vectors(pa.array([[1.0, 2.0], None])).type
+    FixedSizeListType(fixed_size_list<item: float>[2])
+    """
+    if isinstance(vectors, pa.ChunkedArray):
+        vectors = vectors.combine_chunks()
+    if pa.types.is_fixed_size_list(vectors.type):
+        return vectors.cast(pa.list_(pa.float32(), vectors.type.list_size))
+    if not (
+        pa.types.is_list(vectors.type) or pa.types.is_large_list(vectors.type)
+    ) or not pa.types.is_floating(vectors.type.value_type):
+        msg = (
+            f"column {column!r} of {where} has type {vectors.type}, not vectors; embed it "
+            "first (embed(text) in SQL, pl.col(...).embed.text() in Polars)"
+        )
+        raise InputTypeError(msg)
+    lengths = pc.unique(pc.list_value_length(vectors).drop_null()).to_pylist()
+    if len(lengths) > 1:
+        msg = (
+            f"column {column!r} of {where} mixes vector lengths {sorted(lengths)[:5]}; every "
+            "vector of a column must have one length (one model). Fix the data, then cast to "
+            f"a fixed size: CAST({column} AS FLOAT[d]) in SQL, "
+            f"pl.col({column!r}).cast(pl.Array(pl.Float32, d)) in Polars"
+        )
+        raise DimensionMismatchError(msg)
+    return vectors.cast(pa.list_(pa.float32(), lengths[0] if lengths else 1))
 
 
 def vector_dim(dtype: pa.DataType) -> int:

@@ -11,6 +11,7 @@ import pytest
 import embed_sql.polars  # noqa: F401 - registers the namespaces
 from embed_sql.exceptions import (
     ColumnNotFoundError,
+    DimensionMismatchError,
     InputTypeError,
     InvalidParameterError,
     ModelNotFoundError,
@@ -153,3 +154,17 @@ def test_outlier_expression_errors_name_the_problem() -> None:
     texts = pl.DataFrame({"v": ["a", "b"]})
     with pytest.raises(InputTypeError, match=r"expected a pl\.Array"):
         texts.select(pl.col("v").embed.outlier_score(ref, k=2))
+
+
+def test_list_vector_columns_are_accepted_and_ragged_ones_refused(frame: pl.DataFrame) -> None:
+    # ibis hands vectors over as List(Float32), jupysql as List(Float64)
+    want = frame.embed.knn_join(frame, k=2, exact=True)
+    for inner in (pl.Float32, pl.Float64):
+        listed = frame.with_columns(pl.col("v").cast(pl.List(inner)))
+        assert listed.embed.knn_join(listed, k=2, exact=True).equals(want)
+        assert listed.embed.dedup(threshold=0.01)["keep"].equals(
+            frame.embed.dedup(threshold=0.01)["keep"]
+        )
+    ragged = pl.DataFrame({"id": [1, 2], "v": [[0.1, 0.2], [0.3]]})
+    with pytest.raises(DimensionMismatchError, match=r"mixes vector lengths.*pl\.Array"):
+        ragged.embed.knn_join(ragged, k=1)

@@ -26,6 +26,7 @@ from embed_sql.exceptions import (
     InvalidParameterError,
 )
 from embed_sql.udfs.duckdb.macros import fingerprint_sql, quote_ident, split_name
+from embed_sql.vectors.arrow import fixed_vectors
 
 if TYPE_CHECKING:
     import duckdb
@@ -236,22 +237,6 @@ def _qualified(cur: duckdb.DuckDBPyConnection, table: str) -> str:
         if (d.lower(), s.lower()) in where:
             return quote_ident(*where[d.lower(), s.lower()], name)
     return table  # a replacement scan or something else DuckDB finds: keep the name
-
-
-def fixed_vectors(vectors: pa.ChunkedArray | pa.Array, column: str, table: str) -> pa.Array:
-    """Cast a list column to ``fixed_size_list<float32>[d]``, or refuse ragged vectors."""
-    if isinstance(vectors, pa.ChunkedArray):
-        vectors = vectors.combine_chunks()
-    if pa.types.is_fixed_size_list(vectors.type):
-        return vectors.cast(pa.list_(pa.float32(), vectors.type.list_size))
-    lengths = pc.unique(pc.list_value_length(vectors).drop_null()).to_pylist()
-    if len(lengths) > 1:
-        msg = (
-            f"column {column!r} of {table!r} mixes vector lengths {sorted(lengths)[:5]}; every "
-            "vector of a column must have one length (one model)"
-        )
-        raise DimensionMismatchError(msg)
-    return vectors.cast(pa.list_(pa.float32(), lengths[0] if lengths else 1))
 
 
 def vector_matrix(vectors: pa.ChunkedArray | pa.Array, dim: int, what: str) -> np.ndarray:

@@ -23,7 +23,7 @@ from embed_sql.exceptions import InputTypeError, MissingDependencyError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
-from embed_sql.vectors.arrow import to_numpy
+from embed_sql.vectors.arrow import fixed_vectors, to_numpy
 from embed_sql.vectors.join import check_k
 
 try:
@@ -43,10 +43,13 @@ def vector_dtype(dim: int) -> pl.DataType:
 
 
 def vectors_to_numpy(series: pl.Series) -> np.ndarray:
-    """Return an ``(n, dim)`` float32 matrix for an Array column; NULL rows are NaN.
+    """Return an ``(n, dim)`` float32 matrix for a vector column; NULL rows are NaN.
 
-    Goes through Arrow, offset-safe, without a copy when the column has no NULLs.
+    An ``Array`` column goes through Arrow, offset-safe, without a copy when it has no
+    NULLs; a ``List`` of floats is accepted when every vector has one length.
     """
+    if isinstance(series.dtype, pl.List) and series.dtype.inner in (pl.Float32, pl.Float64):
+        return to_numpy(fixed_vectors(series.to_arrow(), series.name, "the frame"))
     if not isinstance(series.dtype, pl.Array):
         msg = f"expected a pl.Array(pl.Float32, dim) column, got {series.dtype} in {series.name!r}"
         raise InputTypeError(msg)

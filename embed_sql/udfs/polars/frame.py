@@ -20,13 +20,16 @@ import pyarrow as pa
 from embed_sql.exceptions import ColumnNotFoundError, InputTypeError
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
+from embed_sql.vectors.arrow import fixed_vectors
 
 __all__ = ["EmbedFrame", "EmbedLazyFrame"]
 
 ModelRef = str | ModelSpec | os.PathLike[str]
 
 
-def _arrow(df: pl.DataFrame, columns: list[str], what: str = "frame") -> pa.Table:
+def _arrow(
+    df: pl.DataFrame, columns: list[str], what: str = "frame", *, vec: str | None = None
+) -> pa.Table:
     missing = [c for c in dict.fromkeys(columns) if c not in df.columns]
     if missing:
         msg = (
@@ -34,7 +37,13 @@ def _arrow(df: pl.DataFrame, columns: list[str], what: str = "frame") -> pa.Tabl
             "right ones with vec= / key="
         )
         raise ColumnNotFoundError(msg)
-    return df.select(list(dict.fromkeys(columns))).to_arrow()
+    table = df.select(list(dict.fromkeys(columns))).to_arrow()
+    if vec is None:
+        return table
+    # List(Float32 | Float64) columns (from ibis, jupysql) pass when every vector has one length
+    i = table.column_names.index(vec)
+    vectors = fixed_vectors(table.column(i), vec, f"the {what}")
+    return table.set_column(i, table.field(i).with_type(vectors.type), pa.chunked_array([vectors]))
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
@@ -155,8 +164,9 @@ class EmbedLazyFrame:
 
         def run(df: pl.DataFrame) -> pl.DataFrame:
             theirs = right.collect()
-            left = _arrow(df, [key, vec])
-            return _frame(join(left, theirs, _arrow(theirs, [rkey, rvec], "other frame"), sides))
+            left = _arrow(df, [key, vec], vec=vec)
+            other_table = _arrow(theirs, [rkey, rvec], "other frame", vec=rvec)
+            return _frame(join(left, theirs, other_table, sides))
 
         return self._defer(schema, run)
 
@@ -175,7 +185,7 @@ class EmbedLazyFrame:
 
         def run(df: pl.DataFrame) -> pl.DataFrame:
             flags = _frame(
-                dedup(_arrow(df, [key, vec]), threshold, vec=vec, key=key, metric=metric)
+                dedup(_arrow(df, [key, vec], vec=vec), threshold, vec=vec, key=key, metric=metric)
             )
             return df.with_columns(flags.drop("key"))
 
@@ -199,7 +209,7 @@ class EmbedLazyFrame:
 
         def run(df: pl.DataFrame) -> pl.DataFrame:
             res = cluster(
-                _arrow(df, [key, vec]),
+                _arrow(df, [key, vec], vec=vec),
                 k=k,
                 threshold=threshold,
                 vec=vec,
@@ -246,7 +256,7 @@ class EmbedLazyFrame:
                     distance=pl.lit(None, pl.Float32), rank=pl.lit(None, pl.Int32)
                 )
             index = VectorIndex.build(
-                df[vec].to_arrow(),
+                fixed_vectors(df[vec].to_arrow(), vec, "the frame"),
                 pa.array(np.arange(df.height)),
                 metric=metric,
                 exact=True,
