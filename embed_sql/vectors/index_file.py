@@ -21,6 +21,7 @@ import hashlib
 import json
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,9 @@ def read_index_file(
     """
     path = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open forever
+            msg = f"{path} is not a regular file; an index file is one written by save()"
+            raise IndexFileError(msg)
         fh = path.open("rb")
     except OSError as exc:
         msg = f"cannot open index file {path}: {exc}"

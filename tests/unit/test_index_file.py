@@ -149,3 +149,11 @@ def test_a_write_removes_old_leftovers_of_interrupted_writes(tmp_path: Path) -> 
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_loading_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.index"
+    os.mkfifo(fifo)
+    for opener in (VectorIndex.load, VectorIndex.view):
+        with pytest.raises(IndexFileError, match="not a regular file"):
+            opener(fifo)
