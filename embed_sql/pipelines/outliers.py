@@ -23,7 +23,8 @@ import pyarrow as pa
 
 from embed_sql.exceptions import ColumnNotFoundError, InvalidParameterError
 from embed_sql.vectors.arrow import vector_input
-from embed_sql.vectors.index import VectorIndex, as_matrix, check_k
+from embed_sql.vectors.index import VectorIndex
+from embed_sql.vectors.inputs import as_matrix, check_k
 from embed_sql.vectors.metrics import Metric
 
 __all__ = ["OutlierScorer", "kth_distance", "outlier_scores", "reference_index"]

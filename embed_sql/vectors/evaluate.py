@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql.exceptions import InvalidParameterError
-from embed_sql.vectors.index import VectorIndex, as_matrix
+from embed_sql.vectors.index import VectorIndex
+from embed_sql.vectors.inputs import as_matrix
 from embed_sql.vectors.join import check_k
 
 __all__ = ["recall"]

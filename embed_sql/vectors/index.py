@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
-from embed_sql.vectors.arrow import to_numpy, vector_dim
 from embed_sql.vectors.exact import ExactStore, Pairs, top_k
 from embed_sql.vectors.hnsw import (
     HNSW_DEFAULTS,
@@ -47,6 +46,13 @@ from embed_sql.vectors.index_file import (
     keys_to_ipc,
     read_index_file,
     write_index_file,
+)
+from embed_sql.vectors.inputs import (
+    as_keys,
+    as_matrix,
+    cast_keys,
+    check_k,
+    refuse_duplicates,
 )
 from embed_sql.vectors.metrics import Metric, parse_metric
 
@@ -64,17 +70,6 @@ __all__ = [
 DTYPES = ("f32", "f16", "i8")
 
 
-def check_k(k: object, *, most: int | None = None) -> int:
-    """Return ``k`` as an int if it is a positive integer (at most ``most``), else refuse."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        msg = f"k={k!r} must be a positive integer (the number of neighbours per row)"
-        raise InvalidParameterError(msg)
-    if most is not None and k > most:
-        msg = f"k={k!r} must be no larger than the {most} rows searched"
-        raise InvalidParameterError(msg)
-    return int(k)
-
-
 @dataclass(frozen=True)
 class SearchResult:
     """Top-k matches per query: ``labels``/``distances`` of shape ``(n, k)``, ``counts[n]``.
@@ -85,67 +80,6 @@ class SearchResult:
     labels: np.ndarray
     distances: np.ndarray
     counts: np.ndarray
-
-
-def _cast_keys(keys: object, key_type: pa.DataType) -> pa.Array:
-    """Return lookup ``keys`` as an Arrow array of an index's key type, or a clear error."""
-    try:
-        if isinstance(keys, pa.ChunkedArray):
-            keys = keys.combine_chunks()
-        wanted = keys if isinstance(keys, pa.Array) else pa.array(list(keys))  # type: ignore[call-overload]
-        return wanted.cast(key_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
-        shown = repr(keys) if len(repr(keys)) <= 80 else repr(keys)[:77] + "..."
-        msg = f"cannot look up keys {shown} in an index whose keys are {key_type}; pass {key_type}"
-        raise InputTypeError(msg) from exc
-
-
-def _as_keys(keys: object, n: int) -> pa.Array:
-    arr = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    if not isinstance(arr, pa.Array):
-        arr = pa.array(list(arr) if not isinstance(arr, np.ndarray) else arr)  # type: ignore[arg-type]
-    if pa.types.is_null(arr.type) and len(arr) == n == 0:  # empty: no key type to keep
-        return pa.array([], pa.int64())
-    if not (
-        pa.types.is_integer(arr.type)
-        or pa.types.is_string(arr.type)
-        or pa.types.is_large_string(arr.type)
-    ):
-        msg = f"keys must be integers or strings, got {arr.type}; cast the key column first"
-        raise InputTypeError(msg)
-    if len(arr) != n:
-        msg = f"{len(arr)} keys for {n} vectors; give exactly one key per vector"
-        raise DimensionMismatchError(msg)
-    if arr.null_count:
-        msg = f"keys contain {arr.null_count} NULL(s); every indexed vector needs a key"
-        raise InputTypeError(msg)
-    if pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.string())
-    return arr
-
-
-def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (float32 matrix, validity mask) for Arrow/numpy vectors."""
-    if isinstance(vectors, pa.ChunkedArray | pa.Array):
-        got = vector_dim(vectors.type)
-        valid = np.asarray(vectors.is_valid(), dtype=bool)
-        mat = to_numpy(vectors, null_value=0.0)
-    else:
-        mat = np.asarray(vectors, dtype=np.float32)
-        if mat.ndim == 1 and dim is not None and mat.shape[0] == dim:
-            mat = mat[None, :]
-        if mat.ndim != 2:
-            msg = f"expected a 2-d (rows, dim) matrix of vectors, got shape {mat.shape}"
-            raise DimensionMismatchError(msg)
-        got = mat.shape[1]
-        valid = np.isfinite(mat).all(axis=1)
-    if dim is not None and got != dim:
-        msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
-        raise DimensionMismatchError(msg)
-    if not np.isfinite(mat[valid]).all():
-        msg = "vectors contain NaN or infinite values; drop or fix those rows first"
-        raise InputTypeError(msg)
-    return np.ascontiguousarray(mat, dtype=np.float32), valid
 
 
 class VectorIndex:
@@ -280,7 +214,7 @@ class VectorIndex:
     ) -> int:
         """Add vectors under their keys; NULL vectors are skipped. Returns the count added."""
         mat, valid = as_matrix(vectors, self.dim)
-        key_arr = _as_keys(keys, len(mat))
+        key_arr = as_keys(keys, len(mat))
         if not valid.all():  # NULL vectors are skipped (no copy when there are none)
             mat, key_arr = mat[valid], key_arr.filter(pa.array(valid))
         if self._keys is not None and len(self._keys) and key_arr.type != self._keys.type:
@@ -298,16 +232,7 @@ class VectorIndex:
         return len(mat)
 
     def _refuse_duplicates(self, new: pa.Array) -> None:
-        existing = self.keys()
-        both = pa.concat_arrays([existing.cast(new.type), new]) if len(existing) else new
-        if pc.count_distinct(both).as_py() != len(both):
-            counts = pc.value_counts(both)
-            dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
-            msg = (
-                f"duplicate key {dup!r}: keys must be unique; pass allow_duplicates=True to "
-                "index several vectors under one key"
-            )
-            raise InvalidParameterError(msg)
+        refuse_duplicates(self.keys(), new)
 
     def mask_for(self, keys: object) -> np.ndarray:
         """Boolean mask over row labels: True where the row's key is among ``keys``.
@@ -316,7 +241,7 @@ class VectorIndex:
         """
         if self._keys is None:
             return np.zeros(0, dtype=bool)
-        wanted = _cast_keys(keys, self._keys.type)
+        wanted = cast_keys(keys, self._keys.type)
         return np.asarray(pc.is_in(self._keys, value_set=wanted), dtype=bool)
 
     def remove(self, keys: object) -> int:

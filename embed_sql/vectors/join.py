@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError
 from embed_sql.vectors.arrow import column_model
-from embed_sql.vectors.index import SearchResult, VectorIndex, check_k
+from embed_sql.vectors.index import SearchResult, VectorIndex
+from embed_sql.vectors.inputs import check_k
 from embed_sql.vectors.metrics import Metric
 
 __all__ = [

@@ -1,0 +1,102 @@
+"""Checking what callers hand the vector index: ``k``, vector matrices, keys.
+
+One place for the checks every host and operation shares, so each refusal reads the same
+(an :class:`~embed_sql.exceptions.EmbedSQLError` naming what was given and the fix).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.vectors.arrow import to_numpy, vector_dim
+
+__all__ = ["as_keys", "as_matrix", "cast_keys", "check_k", "refuse_duplicates"]
+
+
+def check_k(k: object, *, most: int | None = None) -> int:
+    """Return ``k`` as an int if it is a positive integer (at most ``most``), else refuse."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        msg = f"k={k!r} must be a positive integer (the number of neighbours per row)"
+        raise InvalidParameterError(msg)
+    if most is not None and k > most:
+        msg = f"k={k!r} must be no larger than the {most} rows searched"
+        raise InvalidParameterError(msg)
+    return int(k)
+
+
+def cast_keys(keys: object, key_type: pa.DataType) -> pa.Array:
+    """Return lookup ``keys`` as an Arrow array of an index's key type, or a clear error."""
+    try:
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        wanted = keys if isinstance(keys, pa.Array) else pa.array(list(keys))  # type: ignore[call-overload]
+        return wanted.cast(key_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
+        shown = repr(keys) if len(repr(keys)) <= 80 else repr(keys)[:77] + "..."
+        msg = f"cannot look up keys {shown} in an index whose keys are {key_type}; pass {key_type}"
+        raise InputTypeError(msg) from exc
+
+
+def as_keys(keys: object, n: int) -> pa.Array:
+    """Return ``n`` keys as an Arrow integer or string array, refusing NULLs and others."""
+    arr = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    if not isinstance(arr, pa.Array):
+        arr = pa.array(list(arr) if not isinstance(arr, np.ndarray) else arr)  # type: ignore[arg-type]
+    if pa.types.is_null(arr.type) and len(arr) == n == 0:  # empty: no key type to keep
+        return pa.array([], pa.int64())
+    if not (
+        pa.types.is_integer(arr.type)
+        or pa.types.is_string(arr.type)
+        or pa.types.is_large_string(arr.type)
+    ):
+        msg = f"keys must be integers or strings, got {arr.type}; cast the key column first"
+        raise InputTypeError(msg)
+    if len(arr) != n:
+        msg = f"{len(arr)} keys for {n} vectors; give exactly one key per vector"
+        raise DimensionMismatchError(msg)
+    if arr.null_count:
+        msg = f"keys contain {arr.null_count} NULL(s); every indexed vector needs a key"
+        raise InputTypeError(msg)
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (float32 matrix, validity mask) for Arrow/numpy vectors."""
+    if isinstance(vectors, pa.ChunkedArray | pa.Array):
+        got = vector_dim(vectors.type)
+        valid = np.asarray(vectors.is_valid(), dtype=bool)
+        mat = to_numpy(vectors, null_value=0.0)
+    else:
+        mat = np.asarray(vectors, dtype=np.float32)
+        if mat.ndim == 1 and dim is not None and mat.shape[0] == dim:
+            mat = mat[None, :]
+        if mat.ndim != 2:
+            msg = f"expected a 2-d (rows, dim) matrix of vectors, got shape {mat.shape}"
+            raise DimensionMismatchError(msg)
+        got = mat.shape[1]
+        valid = np.isfinite(mat).all(axis=1)
+    if dim is not None and got != dim:
+        msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
+        raise DimensionMismatchError(msg)
+    if not np.isfinite(mat[valid]).all():
+        msg = "vectors contain NaN or infinite values; drop or fix those rows first"
+        raise InputTypeError(msg)
+    return np.ascontiguousarray(mat, dtype=np.float32), valid
+
+
+def refuse_duplicates(existing: pa.Array, new: pa.Array) -> None:
+    """Refuse ``new`` keys that repeat each other or one of the ``existing`` keys."""
+    both = pa.concat_arrays([existing.cast(new.type), new]) if len(existing) else new
+    if pc.count_distinct(both).as_py() != len(both):
+        counts = pc.value_counts(both)
+        dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+        msg = (
+            f"duplicate key {dup!r}: keys must be unique; pass allow_duplicates=True to "
+            "index several vectors under one key"
+        )
+        raise InvalidParameterError(msg)
