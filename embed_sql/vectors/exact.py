@@ -13,7 +13,10 @@ graph's matches their exact distances.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,6 +27,9 @@ __all__ = ["ExactStore", "slack", "top_k"]
 QUERY_BLOCK = 1024
 ROW_BLOCK = 32768
 PAIR_BLOCK = 16384
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 Rows = Callable[[np.ndarray], np.ndarray]  # row labels → (len(labels), dim) float32 vectors
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # (query row, label, distance)
@@ -140,16 +146,21 @@ class ExactStore:
         """Exact distances for each query's candidate ``labels``, re-ordered by (distance, key).
 
         One batched float32 product per block of queries (the gather of the candidate rows is
-        most of the cost); cosine uses row norms computed once in float64.
+        most of the cost), blocks spread over the cores; cosine uses row norms computed once
+        in float64.
         """
         d = np.empty(labels.shape, dtype=np.float32)
-        for s in range(0, len(q), QUERY_BLOCK):
+        all_norms = self._row_norms() if self.metric is Metric.COS else None
+
+        def block(s: int) -> None:
             lab = labels[s : s + QUERY_BLOCK]
             safe = np.where(lab >= 0, lab, 0)
-            norms = self._row_norms()[safe] if self.metric is Metric.COS else None
+            norms = all_norms[safe] if all_norms is not None else None
             got = candidate_distances(self.metric, q[s : s + QUERY_BLOCK], self.matrix[safe], norms)
             got[lab < 0] = np.inf
             d[s : s + len(lab)] = got
+
+        in_blocks(block, len(q), QUERY_BLOCK)
         return top_k(d, labels, rank, k)
 
     def _row_norms(self) -> np.ndarray:
@@ -261,3 +272,22 @@ def top_k(
         sel_d = np.hstack([sel_d, np.full((b, pad), np.inf, dtype=np.float32)])
         sel_l = np.hstack([sel_l, np.full((b, pad), -1, dtype=np.int64)])
     return sel_l, sel_d
+
+
+def in_blocks(work: Callable[[int], None], n: int, block: int) -> None:
+    """Run ``work(start)`` for each block of ``n`` rows, on every core when there are several.
+
+    numpy's gathers and products release the GIL, so blocks run in parallel threads; each
+    block writes its own slice of the output. One block runs inline.
+    """
+    starts = range(0, n, block)
+    if len(starts) < 2 or (os.cpu_count() or 1) < 2:
+        for s in starts:
+            work(s)
+        return
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="embed_sql-exact")
+    for future in [_POOL.submit(work, s) for s in starts]:
+        future.result()

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
+from embed_sql.vectors.arrow import vector_dim
 from embed_sql.vectors.exact import ExactStore, Pairs, top_k
 from embed_sql.vectors.hnsw import (
     HNSW_DEFAULTS,
@@ -189,9 +190,12 @@ class VectorIndex:
         InvalidParameterError
             For duplicate keys unless ``allow_duplicates=True``.
         """
-        mat, _ = as_matrix(vectors, None)
+        if isinstance(vectors, pa.Array | pa.ChunkedArray):
+            dim = vector_dim(vectors.type)
+        else:
+            dim = as_matrix(vectors, None)[0].shape[1]
         index = cls(
-            mat.shape[1],
+            dim,
             metric=metric,
             dtype=dtype,
             exact=exact,
@@ -341,10 +345,13 @@ class VectorIndex:
             return SearchResult(labels, dists, np.zeros(len(q), dtype=np.int64))
         use_exact = self.exact if exact is None else exact
         selective = allowed is not None and n_rows < max(4096, 0.1 * len(self))
+        qv = q if len(rows) == len(q) else q[rows]
         if use_exact or self._hnsw is None or selective:
-            got_l, got_d = self._store.knn(q[rows], k_eff, np.flatnonzero(alive), self._key_rank())
+            got_l, got_d = self._store.knn(qv, k_eff, np.flatnonzero(alive), self._key_rank())
         else:
-            got_l, got_d = self._approx(self._hnsw, q[rows], k_eff, alive, threads)
+            got_l, got_d = self._approx(self._hnsw, qv, k_eff, alive, threads)
+        if len(rows) == len(q):
+            return SearchResult(got_l, got_d, (got_l >= 0).sum(axis=1))
         labels[rows], dists[rows] = got_l, got_d
         return SearchResult(labels, dists, (labels >= 0).sum(axis=1))
 

@@ -79,11 +79,11 @@ def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]
             msg = f"expected a 2-d (rows, dim) matrix of vectors, got shape {mat.shape}"
             raise DimensionMismatchError(msg)
         got = mat.shape[1]
-        valid = np.isfinite(mat).all(axis=1)
+        valid = np.isfinite(mat).all(axis=1)  # NaN rows stand for NULLs, as to_numpy makes them
     if dim is not None and got != dim:
         msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
         raise DimensionMismatchError(msg)
-    if not np.isfinite(mat[valid]).all():
+    if isinstance(vectors, pa.ChunkedArray | pa.Array) and not np.isfinite(mat).all():
         msg = "vectors contain NaN or infinite values; drop or fix those rows first"
         raise InputTypeError(msg)
     return np.ascontiguousarray(mat, dtype=np.float32), valid

@@ -316,3 +316,9 @@ def test_parameter_names_are_the_same_in_sql_polars_and_python(data: Data) -> No
             inspect.signature(getattr(eager, name)).parameters.keys()
             == inspect.signature(getattr(lazy_ns, name)).parameters.keys()
         ), f"eager and lazy {name} differ"
+
+
+def test_index_options_are_the_same_in_sql_and_python(data: Data) -> None:
+    sql = _sql_params(data.con, "embed_create_index") - {"idx", "tbl"}
+    python = {p.lower() for p in _py_params(embed_sql.create_index)} - {"con", "name", "table"}
+    assert python - {"model"} == sql  # the SQL index takes the database's embed model

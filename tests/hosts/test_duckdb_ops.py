@@ -151,6 +151,11 @@ def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
         con, "SELECT embed_create_index('fast', 'docs_v', preset := 'fast', ef_search := 20)"
     )
     assert fast == [(5,)]
+    f32 = tmp_path / "f32.index"
+    sql = f"SELECT embed_create_index('f32', 'docs_v', dtype := 'f32', rescore := false, path := '{f32}')"
+    assert rows(con, sql) == [(5,)]
+    saved = VectorIndex.view(f32)
+    assert (saved.dtype, saved.rescore) == ("f32", False)
     with pytest.raises(duckdb.Error, match=r"preset='quick' is not known; use one of"):
         rows(con, "SELECT embed_create_index('q', 'docs_v', preset := 'quick')")
     with pytest.raises(duckdb.Error, match=r"index name 'a.b' is not allowed"):

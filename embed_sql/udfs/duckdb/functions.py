@@ -89,7 +89,7 @@ SPECS = (
     FunctionSpec("embed_sql_index_keys", (_S,), _S, lambda s: index_lookup(s, "keys")),
     FunctionSpec(
         "embed_sql_create_index",
-        (_S, _S, _S, _S, _S, _B, _S, _I, _I, _I, _S, CTX, _S),
+        (_S, _S, _S, _S, _S, _B, _S, _I, _I, _I, _S, _S, _B, CTX, _S),
         _L,
         make_create_index,
         side_effects=True,

@@ -29,6 +29,7 @@ from embed_sql.udfs.duckdb.macros import (
     fingerprint_sql,
     keys_table,
     quote_ident,
+    row_hash_sql,
 )
 from embed_sql.udfs.duckdb.read import (
     Context,
@@ -202,18 +203,23 @@ def refresh(state: DatabaseState, name: str, expected: str | None = None) -> tup
         raise InvalidParameterError(msg)
     src, key, vec = named.source, quote_ident(named.key), quote_ident(named.vec)
     keys = keys_table(named.name)
-    changed = f"t.{key} = k.key AND k.h IS NOT NULL AND k.h = hash(t.{vec})"
+    # every row with its hash(key, vector), as the index's key table holds them: a row whose
+    # key and hash are both in the key table is unchanged
+    rows = (
+        f"(SELECT {key} AS id, {vec} AS v, {row_hash_sql(named.key, named.vec)} AS h "
+        f"FROM {src}) AS t"
+    )
+    same = "t.id = k.key AND k.h IS NOT NULL AND k.h = t.h"
     with state.lock, reader(state, None) as cur:
         cur.execute("BEGIN TRANSACTION")
         try:
             (fingerprint,) = cur.execute(fingerprint_sql(src, named.key, named.vec)).fetchall()[0]
             gone = cur.sql(
-                f"SELECT k.key FROM {keys} AS k ANTI JOIN {src} AS t ON {changed}"
+                f"SELECT k.key FROM {keys} AS k ANTI JOIN {rows} ON {same}"
             ).to_arrow_table()
             new = cur.sql(
-                f"SELECT t.{key} AS id, t.{vec} AS v, hash(t.{vec}) AS h "
-                f"FROM {src} AS t ANTI JOIN {keys} AS k ON {changed} "
-                f"WHERE t.{vec} IS NOT NULL ORDER BY 1"
+                f"SELECT t.id, t.v, t.h FROM {rows} ANTI JOIN {keys} AS k ON {same} "
+                "WHERE t.v IS NOT NULL ORDER BY 1"
             ).to_arrow_table()
         finally:
             cur.execute("COMMIT")

@@ -27,13 +27,17 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 __all__ = [
     "MACROS",
     "STATE_CATALOG",
     "check_index_name",
+    "fingerprint_of",
     "fingerprint_sql",
     "keys_table",
     "quote_ident",
+    "row_hash_sql",
     "split_name",
 ]
 
@@ -108,13 +112,33 @@ def keys_table(index: str) -> str:
     return quote_ident(STATE_CATALOG, "main", f"keys_{index}")
 
 
+def row_hash_sql(key: str, vec: str) -> str:
+    """Return the per-row hash the fingerprint sums: ``hash(key, vector)`` in table order."""
+    return f"hash(*COLUMNS(lambda c: c = {_literal(key)} OR c = {_literal(vec)}))"
+
+
 def fingerprint_sql(table: str, key: str, vec: str) -> str:
     """Return the SELECT computing a table's fingerprint (as ``embed_sql_fp`` does)."""
-    lam = f"lambda c: c = {_literal(key)} OR c = {_literal(vec)}"
     return (
         "SELECT count(*)::VARCHAR || ':' || "
-        f"coalesce(sum(hash(*COLUMNS({lam}))), 0)::VARCHAR FROM {table}"
+        f"coalesce(sum({row_hash_sql(key, vec)}), 0)::VARCHAR FROM {table}"
     )
+
+
+def fingerprint_of(hashes: np.ndarray) -> str:
+    """Return the fingerprint of a read from its per-row hashes (as ``embed_sql_fp`` would).
+
+    DuckDB sums the unsigned 64-bit hashes exactly (as HUGEINT); so does this, by halves.
+
+    Examples
+    --------
+    >>> fingerprint_of(np.array([2**64 - 1, 2], dtype=np.uint64))
+    '2:18446744073709551617'
+    """
+    h = np.asarray(hashes, dtype=np.uint64)
+    high = int((h >> np.uint64(32)).sum(dtype=np.uint64))
+    low = int((h & np.uint64(0xFFFFFFFF)).sum(dtype=np.uint64))
+    return f"{len(h)}:{(high << 32) + low}"
 
 
 def _literal(text: str) -> str:
@@ -147,9 +171,9 @@ MACROS = (
     MACRO embed_create_index(idx, tbl, vec := 'v', key := 'id', metric := 'cos',
                              exact := false, path := NULL, M := NULL,
                              ef_construction := NULL, ef_search := NULL,
-                             preset := 'default') AS
+                             preset := 'default', dtype := 'f16', rescore := NULL) AS
         embed_sql_create_index(idx, tbl, vec, key, metric, exact, path, M, ef_construction,
-                               ef_search, preset, embed_sql_ctx(),
+                               ef_search, preset, dtype, rescore, embed_sql_ctx(),
                                embed_sql_fp(tbl, key, vec))
     """,
     """
@@ -171,31 +195,34 @@ MACROS = (
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
     )
     """,
+    # the UDF's lists are materialized before they are unnested: unnesting them in the UDF's
+    # own pipeline cost ~6 % more at 100k x 100k (benchmarks/sql_profile.py)
     """
     MACRO embed_knn_join(tbl, idx, k := 10, vec := 'v', key := 'id', allowed := NULL,
                          allowed_key := 'id') AS TABLE
-        WITH m AS (
+        WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
-                   unnest(embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k, allowed,
-                                        allowed_key, embed_sql_fp_of(idx),
-                                        embed_sql_ctx())) AS s
+                   embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k, allowed, allowed_key,
+                                 embed_sql_fp_of(idx), embed_sql_ctx()) AS matches
             FROM query_table(tbl)
-        )
-        SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance, m.s.rank AS rank
-        FROM m JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = m.s.label
-        ORDER BY m.left_key, m.s.rank
+        ),
+        u AS (SELECT left_key, unnest(matches, recursive := true) FROM m)
+        SELECT u.left_key, kk.key AS right_key, u.distance AS distance, u.rank AS rank
+        FROM u JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = u.label
+        ORDER BY u.left_key, u.rank
     """,
     """
     MACRO embed_range_join(tbl, idx, threshold, vec := 'v', key := 'id') AS TABLE
-        WITH m AS (
+        WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
-                   unnest(embed_sql_range(COLUMNS(lambda c: c = vec), idx, threshold,
-                                          embed_sql_fp_of(idx))) AS s
+                   embed_sql_range(COLUMNS(lambda c: c = vec), idx, threshold,
+                                   embed_sql_fp_of(idx)) AS matches
             FROM query_table(tbl)
-        )
-        SELECT m.left_key, kk.key AS right_key, m.s.distance AS distance
-        FROM m JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = m.s.label
-        ORDER BY m.left_key, m.s.distance, kk.key
+        ),
+        u AS (SELECT left_key, unnest(matches, recursive := true) FROM m)
+        SELECT u.left_key, kk.key AS right_key, u.distance AS distance
+        FROM u JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = u.label
+        ORDER BY u.left_key, u.distance, kk.key
     """,
     """
     MACRO embed_search(idx, query, k := 10) AS TABLE

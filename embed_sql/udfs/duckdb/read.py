@@ -25,7 +25,7 @@ from embed_sql.exceptions import (
     InputTypeError,
     InvalidParameterError,
 )
-from embed_sql.udfs.duckdb.macros import fingerprint_sql, quote_ident, split_name
+from embed_sql.udfs.duckdb.macros import fingerprint_of, quote_ident, row_hash_sql, split_name
 from embed_sql.vectors.arrow import fixed_vectors
 
 if TYPE_CHECKING:
@@ -152,7 +152,8 @@ class Source:
     table: str  # fully qualified, quoted
     keys: pa.Array
     vectors: pa.Array
-    hashes: pa.Array  # DuckDB's hash(vector) per row, to refresh an index by difference
+    hashes: pa.Array  # DuckDB's hash(key, vector) per row: the fingerprint's terms, and what
+    # a refresh compares to find the rows that changed
     fingerprint: str
 
 
@@ -167,7 +168,7 @@ def read_source(
     expected: str | None = None,
     transaction: bool = True,
 ) -> Source:
-    """Read ``key`` and ``vec`` of ``table`` in table order, in one transaction.
+    """Read ``key``, ``vec`` and each row's hash of ``table`` in table order, in one scan.
 
     ``expected`` is the caller's fingerprint of the same table: a different one means the
     caller sees other rows (uncommitted changes), and the read is refused. Reading on the
@@ -181,14 +182,15 @@ def read_source(
         cur.execute("BEGIN TRANSACTION")
     try:
         qualified = _qualified(cur, table)
-        (fingerprint,) = cur.execute(fingerprint_sql(src, key, vec)).fetchall()[0]
         data = cur.sql(
             f"SELECT {quote_ident(key)} AS id, {quote_ident(vec)} AS v, "
-            f"hash({quote_ident(vec)}) AS h FROM {src}"
+            f"{row_hash_sql(key, vec)} AS h FROM {src}"
         ).to_arrow_table()
     finally:
         if transaction:
             cur.execute("COMMIT")
+    hashes = data.column("h").combine_chunks().cast(pa.uint64())
+    fingerprint = fingerprint_of(hashes.to_numpy(zero_copy_only=False))
     if expected is not None and expected != fingerprint:
         msg = (
             f"{operation}: table {table!r} differs between your transaction and committed "
@@ -201,7 +203,6 @@ def read_source(
         msg = f"key column {key!r} of {table!r} has {keys.null_count} NULL keys; keys identify rows"
         raise InvalidParameterError(msg)
     vectors = fixed_vectors(data.column("v"), vec, table)
-    hashes = data.column("h").combine_chunks().cast(pa.uint64())
     return Source(qualified, keys, vectors, hashes, fingerprint)
 
 
@@ -250,11 +251,12 @@ def vector_matrix(vectors: pa.ChunkedArray | pa.Array, dim: int, what: str) -> n
             "with the index's model"
         )
         raise DimensionMismatchError(msg)
-    valid = arr.is_valid()
-    flat = pc.list_flatten(arr.filter(valid)).to_numpy(zero_copy_only=False)
+    if arr.null_count:
+        arr = arr.filter(arr.is_valid())
+    flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False)
     mat = flat.astype(np.float32, copy=False).reshape(-1, dim)
-    finite = np.isfinite(mat).all(axis=1)
-    if not finite.all():
+    if not np.isfinite(flat).all():  # one pass; count the bad rows only when there are some
+        finite = np.isfinite(mat).all(axis=1)
         msg = (
             f"{int((~finite).sum())} {what} vector(s) contain NaN or Inf; a distance to them "
             "means nothing. Filter them out (e.g. WHERE NOT list_has_any(v::FLOAT[], "

@@ -87,7 +87,7 @@ def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_range(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_knn``: the k nearest rows of a named index per query vector."""
+    """Make ``embed_sql_range``: every indexed row within a distance per query vector."""
 
     def within(vectors: Arrays, names: Arrays, ts: Arrays, fingerprints: Arrays) -> pa.Array:
         named = state.index(str(constant(names, "the index name")))
@@ -109,7 +109,7 @@ def make_range(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_query_vector(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_range``: every indexed row within a distance per query vector."""
+    """Make ``embed_sql_query_vector``: a text query embedded with the index's model."""
 
     def query_vector(names: Arrays, texts: Arrays) -> pa.Array:
         name = str(constant(names, "the index name"))
@@ -129,7 +129,7 @@ def make_query_vector(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def index_lookup(state: DatabaseState, what: str) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_query_vector``: a text query embedded with the index's model."""
+    """Make a lookup of a named index's source table, key or vector column, or key table."""
 
     def lookup(names: Arrays) -> pa.Array:
         named = state.index(str(constant(names, "the index name")))
@@ -150,7 +150,7 @@ def index_lookup(state: DatabaseState, what: str) -> Callable[..., pa.Array]:
 
 
 def make_outlier_score(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make a lookup of a named index's source table, key or vector column, or key table."""
+    """Make ``embed_sql_outlier_score``: the distance to the k-th nearest indexed row."""
     from embed_sql.pipelines.outliers import kth_distance
 
     def score(vectors: Arrays, names: Arrays, ks: Arrays, fingerprints: Arrays) -> pa.Array:
@@ -167,7 +167,7 @@ def make_outlier_score(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_outlier_threshold(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_outlier_score``: the distance to the k-th nearest indexed row."""
+    """Make ``embed_sql_outlier_threshold``: the score above which a row is an outlier."""
     from embed_sql.pipelines.outliers import OutlierScorer
 
     fitted: dict[tuple[str, int, float, str | None], tuple[object, float]] = {}

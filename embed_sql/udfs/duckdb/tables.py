@@ -41,10 +41,13 @@ def make_create_index(state: DatabaseState) -> Callable[..., pa.Array]:
         efcs: Arrays,
         efss: Arrays,
         presets: Arrays,
+        dtypes: Arrays,
+        rescores: Arrays,
         contexts: Arrays,
         fingerprints: Arrays,
     ) -> pa.Array:
         context = Context.from_sql(constant(contexts, "the context"))
+        rescore = constant(rescores, "rescore", allow_null=True)
         hnsw = {
             "M": constant(ms, "M", allow_null=True),
             "ef_construction": constant(efcs, "ef_construction", allow_null=True),
@@ -63,6 +66,8 @@ def make_create_index(state: DatabaseState) -> Callable[..., pa.Array]:
                 metric=str(constant(metrics, "metric")),
                 exact=bool(constant(exacts, "exact")),
                 preset=str(constant(presets, "preset")),
+                dtype=str(constant(dtypes, "dtype")),
+                rescore=None if rescore is None else bool(rescore),
                 path=_optional_path(constant(paths, "path", allow_null=True)),
                 **{k: v for k, v in hnsw.items() if v is not None},
             )
@@ -76,7 +81,7 @@ def _optional_path(value: str | None) -> str | None:
 
 
 def make_load_index(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_create_index``: read the caller's table, build, attach."""
+    """Make ``embed_sql_load_index``: open a saved index under a name."""
 
     def load(names: Arrays, paths: Arrays, contexts: Arrays) -> pa.Array:
         named = indexes.load(
@@ -91,7 +96,7 @@ def make_load_index(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_refresh_index(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_load_index``: open a saved index under a name."""
+    """Make ``embed_sql_refresh_index``: apply the table's changes to the index."""
 
     def refresh(names: Arrays, fingerprints: Arrays) -> pa.Array:
         removed, added = indexes.refresh(
@@ -108,7 +113,7 @@ def make_refresh_index(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_drop_index(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_refresh_index``: apply the table's changes to the index."""
+    """Make ``embed_sql_drop_index``: forget a named index."""
 
     def drop(names: Arrays) -> pa.Array:
         found = indexes.drop(state, str(constant(names, "the index name")))
@@ -159,7 +164,7 @@ def _read_for(
 
 
 def make_dedup(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_drop_index``: forget a named index."""
+    """Make ``embed_sql_dedup``: near-duplicate groups of a table's rows."""
     from embed_sql.vectors.cluster import dedup
 
     def run(
@@ -192,7 +197,7 @@ def make_dedup(state: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_cluster(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_dedup``: near-duplicate groups of a table's rows."""
+    """Make ``embed_sql_cluster``: k-means or threshold clusters of a table's rows."""
     from embed_sql.vectors.cluster import cluster
 
     def run(
@@ -273,7 +278,7 @@ def _read_drift_side(
 
 
 def make_drift(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_cluster``: k-means or threshold clusters of a table's rows."""
+    """Make ``embed_sql_drift``: the drift report of two tables, one row per test."""
 
     def run(
         refs: Arrays, curs: Arrays, vecs: Arrays, votes: Arrays, seeds: Arrays, contexts: Arrays
@@ -313,7 +318,7 @@ CHUNKS = pa.list_(
 
 
 def make_clean(_: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_sql_drift``: the drift report of two tables, one row per test."""
+    """Make ``embed_clean``: texts cleaned of markup, control characters, odd spaces."""
     from embed_sql.pipelines.preprocess import clean
 
     def run(texts: Arrays) -> pa.Array:
@@ -323,7 +328,7 @@ def make_clean(_: DatabaseState) -> Callable[..., pa.Array]:
 
 
 def make_chunks(state: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_clean``: texts cleaned of markup, control characters, odd spaces."""
+    """Make ``embed_sql_chunks``: token-bounded chunks of each text, with offsets."""
     from embed_sql.pipelines.preprocess import chunk
 
     def run(texts: Arrays, max_tokens: Arrays, overlap: Arrays) -> pa.Array:
