@@ -2,11 +2,12 @@
 
 Functions are added once per database (DuckDB shares them with every connection and cursor
 to it); the macros are added as TEMP macros of the connection given (so ``USE`` elsewhere
-does not hide them) and, when the database is in memory, also to its ``main`` schema, where
-every cursor finds them. A connection or cursor of a file database that did not register
-gets its macros from a call to ``register`` on it, which is cheap once the database is
-registered: it reuses the database's functions, models and indexes. Nothing else about the
-connection changes: no setting is touched.
+does not hide them) and to the database's ``main`` schema, where every cursor and every
+other connection finds them (in a file database they are stored there, as DuckDB's ``fts``
+extension stores its macros; ``macros="connection"`` keeps them TEMP). A cursor of a
+read-only database gets its macros from a call to ``register`` on it, which is cheap once
+the database is registered: it reuses the database's functions, models and indexes. Nothing
+else about the connection changes: no setting is touched.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def register(
     models: Mapping[str, ModelRef] | None = None,
     *,
     cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    macros: str = "database",
 ) -> Registration:
     """Add ``embed(text)``, ``embed_<alias>(text)`` and every ``embed_*`` macro to a database.
 
@@ -103,6 +105,13 @@ def register(
     cache
         An :class:`EmbeddingCache` or a path for one: texts already embedded with the same
         model are looked up instead of recomputed.
+    macros
+        Where the ``embed_*`` table macros go. ``"database"`` (default): also into the
+        database's ``main`` schema, so every connection and cursor to it finds them (dbt,
+        jupysql and connection pools run SQL on those); in a file database they are stored
+        in the file, like the macros DuckDB's ``fts`` extension writes, and answer only in a
+        process that registered. ``"connection"``: TEMP macros of ``con`` only; other
+        cursors then need their own ``register`` call. Read-only databases get TEMP macros.
 
     Returns
     -------
@@ -124,6 +133,9 @@ def register(
     [('FLOAT[384]',)]
     """
     con = connection_of(con)
+    if macros not in ("database", "connection"):
+        msg = f"macros={macros!r} is not allowed; use 'database' (the default) or 'connection'"
+        raise InvalidParameterError(msg)
     wanted: dict[str, ModelRef] = {}
     if model is not None:
         wanted["embed"] = model
@@ -158,7 +170,7 @@ def register(
                     side_effects=spec.side_effects,
                 )
         state.add_connection(con)
-    _install_macros(con)
+    _install_macros(con, state, macros)
     return Registration(dict(state.encoders), state.cache)
 
 
@@ -241,19 +253,36 @@ def _sql_type(t: pa.DataType) -> object:
     return getattr(duckdb.sqltypes, names[str(t)])
 
 
-def _install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """TEMP macros on ``con``; in an in-memory database also in ``main``, seen by cursors."""
+def _install_macros(con: duckdb.DuckDBPyConnection, state: DatabaseState, scope: str) -> None:
+    """TEMP macros on ``con``; with ``scope="database"`` also in the database's ``main``.
+
+    TEMP macros keep working on ``con`` after ``USE`` elsewhere; the ones in ``main`` are
+    what every other connection and cursor of the database finds. They are written once per
+    database and process (a read-only database keeps TEMP macros only).
+    """
     for macro in MACROS:
         con.execute("CREATE OR REPLACE TEMP " + macro.strip())
+    if scope == "connection":
+        return
+    duckdb = duckdb_module()
     cur = con.cursor()
     try:
-        db, path = cur.execute(
-            "SELECT database_name, path FROM duckdb_databases() "
+        db, readonly = cur.execute(
+            "SELECT database_name, readonly FROM duckdb_databases() "
             "WHERE database_name = current_database()"
         ).fetchall()[0]
-        if path is None:
+        if readonly or db.lower() in state.stored_macros:
+            return
+        try:
+            cur.execute("BEGIN TRANSACTION")
             for macro in MACROS:
                 body = macro.strip().removeprefix("MACRO ")
                 cur.execute(f"CREATE OR REPLACE MACRO {quote_ident(db, 'main')}.{body}")
+            cur.execute("COMMIT")
+        except duckdb.Error:  # e.g. a conflicting catalog change: TEMP macros only, for now
+            with contextlib.suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
+            return
+        state.stored_macros.add(db.lower())
     finally:
         cur.close()

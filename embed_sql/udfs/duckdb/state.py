@@ -53,6 +53,7 @@ class DatabaseState:
     indexes: dict[str, NamedIndex] = field(default_factory=dict)  # lower-case name → index
     functions: dict[str, object] = field(default_factory=dict)  # kept alive for DuckDB
     creators: dict[str, weakref.ref] = field(default_factory=dict)  # function → connection
+    stored_macros: set[str] = field(default_factory=set)  # databases whose main has them
     lock: threading.RLock = field(default_factory=threading.RLock)
     _connections: weakref.WeakSet = field(default_factory=weakref.WeakSet)
 
