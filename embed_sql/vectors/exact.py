@@ -13,8 +13,8 @@ graph's matches their exact distances.
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,9 +27,6 @@ __all__ = ["ExactStore", "slack", "top_k"]
 QUERY_BLOCK = 1024
 ROW_BLOCK = 32768
 PAIR_BLOCK = 16384
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
 
 Rows = Callable[[np.ndarray], np.ndarray]  # row labels → (len(labels), dim) float32 vectors
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # (query row, label, distance)
@@ -285,9 +282,11 @@ def in_blocks(work: Callable[[int], None], n: int, block: int) -> None:
         for s in starts:
             work(s)
         return
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="embed_sql-exact")
-    for future in [_POOL.submit(work, s) for s in starts]:
+    pool = _pool()
+    for future in [pool.submit(work, s) for s in starts]:
         future.result()
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="embed_sql-exact")

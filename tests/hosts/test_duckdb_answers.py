@@ -153,18 +153,20 @@ def test_a_file_database_gives_every_cursor_and_connection_the_macros(
     tiny_source: Path, tmp_path: Path
 ) -> None:
     db = str(tmp_path / "file.duckdb")
-    con = duckdb.connect(db)
+    first = duckdb.connect(db)
     try:
-        embed_sql.register(con, model=str(tiny_source))
-        con.execute("CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(6)")
-        con.execute("SELECT embed_create_index('ix', 't')").fetchall()
+        embed_sql.register(first, model=str(tiny_source))
+        first.execute(
+            "CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(6)"
+        )
+        first.execute("SELECT embed_create_index('ix', 't')").fetchall()
         other = duckdb.connect(db)  # the same database instance, as a pool would open it
-        for handle in (con.cursor(), con.cursor(), other, other.cursor()):  # none registered
+        for handle in (first.cursor(), first.cursor(), other, other.cursor()):  # none registered
             assert len(rows(handle, "FROM embed_knn_join('t', 'ix', k := 2)")) == 12
             assert len(rows(handle, "FROM embed_dedup('t', 1e-6)")) == 6
         other.close()
     finally:
-        con.close()
+        first.close()
     # the macros are stored in the file: a later session that registers finds them again,
     # and a read-only one keeps TEMP macros on the handles that register
     ro = duckdb.connect(db, read_only=True)
@@ -176,20 +178,20 @@ def test_a_file_database_gives_every_cursor_and_connection_the_macros(
 
 
 def test_macros_connection_keeps_them_temp(tiny_source: Path, tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "temp_only.duckdb"))
+    own = duckdb.connect(str(tmp_path / "temp_only.duckdb"))
     try:
-        embed_sql.register(con, model=str(tiny_source), macros="connection")
-        con.execute("CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(3)")
-        assert len(rows(con, "FROM embed_dedup('t', 1e-6)")) == 3
-        cur = con.cursor()
+        embed_sql.register(own, model=str(tiny_source), macros="connection")
+        own.execute("CREATE TABLE t AS SELECT range AS id, embed('d' || range) AS v FROM range(3)")
+        assert len(rows(own, "FROM embed_dedup('t', 1e-6)")) == 3
+        cur = own.cursor()
         with pytest.raises(duckdb.Error):  # not in main: a cursor must register itself
             rows(cur, "FROM embed_dedup('t', 1e-6)")
         embed_sql.register(cur, macros="connection")
         assert len(rows(cur, "FROM embed_dedup('t', 1e-6)")) == 3
         with pytest.raises(embed_sql.EmbedSQLError, match=r"macros='everywhere' is not allowed"):
-            embed_sql.register(con, macros="everywhere")
+            embed_sql.register(own, macros="everywhere")
     finally:
-        con.close()
+        own.close()
 
 
 def test_register_changes_no_setting(tiny_source: Path) -> None:

@@ -152,7 +152,10 @@ def test_indexes_from_sql_alone(con: duckdb.DuckDBPyConnection, tmp_path: Path) 
     )
     assert fast == [(5,)]
     f32 = tmp_path / "f32.index"
-    sql = f"SELECT embed_create_index('f32', 'docs_v', dtype := 'f32', rescore := false, path := '{f32}')"
+    sql = (
+        "SELECT embed_create_index('f32', 'docs_v', dtype := 'f32', rescore := false, "
+        f"path := '{f32}')"
+    )
     assert rows(con, sql) == [(5,)]
     saved = VectorIndex.view(f32)
     assert (saved.dtype, saved.rescore) == ("f32", False)

@@ -87,6 +87,7 @@ def create_index(
     >>> embed_sql.create_index(con, "docs", "news", vec="v", key="id")   # doctest: +SKIP
     >>> con.sql("FROM embed_search('docs', 'food', k := 3)")             # doctest: +SKIP
     """
+    con = connection_of(con)  # a client's wrapper: the connection inside
     state = registered_state(con)
     hnsw: dict[str, Any] = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
     named = indexes.build(

@@ -176,7 +176,16 @@ def read_source(
     """
     if context is not None:
         context.check_not_temp(table, operation)
-    check_columns(cur, table, {vec: "vector", key: "key"})
+    try:
+        check_columns(cur, table, {vec: "vector", key: "key"})
+    except Exception as exc:
+        if expected is None or "does not exist" not in str(exc):
+            raise
+        msg = (  # the caller's SQL found it (it computed the fingerprint): not committed yet
+            f"{operation}: table {table!r} is in your transaction but not committed, so "
+            "embed_sql cannot read it yet; COMMIT first (SQLAlchemy: conn.commit())"
+        )
+        raise InvalidParameterError(msg) from exc
     src = f"query_table({_literal(table)})"
     if transaction:
         cur.execute("BEGIN TRANSACTION")

@@ -26,6 +26,7 @@ from embed_sql.exceptions import InvalidParameterError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import TextEncoder, shared_encoder
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
+from embed_sql.udfs.duckdb import clients
 from embed_sql.udfs.duckdb.functions import SPECS, embed_function
 from embed_sql.udfs.duckdb.macros import MACROS, quote_ident
 from embed_sql.udfs.duckdb.state import DatabaseState, duckdb_module, state_of
@@ -52,14 +53,16 @@ class Registration:
 
 
 def connection_of(con: object) -> duckdb.DuckDBPyConnection:
-    """Return ``con`` if it is an open DuckDB connection or cursor, else refuse clearly."""
+    """Return the open DuckDB connection ``con`` is or wraps (a client's), else refuse clearly."""
     duckdb = duckdb_module()
-    if not isinstance(con, duckdb.DuckDBPyConnection):
+    found = clients.unwrap(con, duckdb.DuckDBPyConnection)
+    if found is None:
         msg = (
-            f"register() needs a DuckDB connection, got {type(con).__name__}; "
-            "pass duckdb.connect(...) or a cursor of one"
+            f"embed_sql needs a DuckDB connection, got {clients.describe(con)}; "
+            f"pass {clients.ACCEPTED}"
         )
         raise InvalidParameterError(msg)
+    con = found
     try:
         con.cursor().close()
     except duckdb.ConnectionException as exc:
@@ -81,7 +84,7 @@ def registered_state(con: object) -> DatabaseState:
 
 
 def register(
-    con: duckdb.DuckDBPyConnection,
+    con: object,
     model: ModelRef | None = None,
     models: Mapping[str, ModelRef] | None = None,
     *,
@@ -93,9 +96,11 @@ def register(
     Parameters
     ----------
     con
-        A DuckDB connection or cursor. Registering again is safe; registering another
-        connection or cursor of a registered database is cheap and shares its models and
-        indexes.
+        A DuckDB connection or cursor, or what a client wraps one in: a SQLAlchemy
+        connection of duckdb-engine, a dbt-duckdb cursor wrapper, an ibis DuckDB backend. A
+        SQLAlchemy ``Engine`` registers every connection its pool opens (a ``connect``
+        event), now and later. Registering again is safe; registering another connection
+        or cursor of a registered database is cheap and shares its models and indexes.
     model
         The model behind ``embed``: a name, alias (``"all-MiniLM-L6-v2:int8"``), spec or
         local path. Default: the database's current one, else all-MiniLM-L6-v2.
@@ -132,10 +137,19 @@ def register(
     >>> con.sql("SELECT typeof(embed('x'))").fetchall()
     [('FLOAT[384]',)]
     """
-    con = connection_of(con)
     if macros not in ("database", "connection"):
         msg = f"macros={macros!r} is not allowed; use 'database' (the default) or 'connection'"
         raise InvalidParameterError(msg)
+    if clients.is_engine(con):  # every connection its pool opens, and one now
+        engine = con
+
+        def on_connect(dbapi_connection: object) -> None:
+            register(dbapi_connection, model, models, cache=cache, macros=macros)
+
+        clients.listen_on_engine(engine, on_connect)
+        with engine.connect() as first:  # type: ignore[attr-defined]
+            return register(first, model, models, cache=cache, macros=macros)
+    con = connection_of(con)
     wanted: dict[str, ModelRef] = {}
     if model is not None:
         wanted["embed"] = model
