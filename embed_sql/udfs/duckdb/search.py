@@ -121,7 +121,11 @@ def make_query_vector(state: DatabaseState) -> Callable[..., pa.Array]:
                 "pass a vector instead: FROM embed_knn_join(...) or embed_knn(vec, idx, k)"
             )
             raise InvalidParameterError(msg)
-        out = shared_encoder(named.index.model).encode(texts)
+        # the database's own encoder of that model first: the name the index recorded may
+        # be one this process no longer resolves (a model added, then removed)
+        same = [e for e in state.encoders.values() if e.key == named.index.model_key]
+        encoder = same[0] if same else shared_encoder(named.index.model)
+        out = encoder.encode(texts)
         out = out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
         return out.cast(VEC)
 
