@@ -81,9 +81,9 @@ def main() -> None:
         r1, mrr = matching(t_vec, l_vec)
         check = DriftCheck(l_vec[stable[:half]], seed=0)
         same, shifted = check.check(l_vec[stable[half:]]), check.check(l_vec[moved])
-        auc = {
-            r: next(t.statistic for t in r.tests if t.name == "classifier") for r in (same, shifted)
-        }
+        auc_same, auc_shifted = (
+            next(t.statistic for t in r.tests if t.name == "classifier") for r in (same, shifted)
+        )
         rows.append(
             (
                 f"{enc.name} ({enc.dim}-d)",
@@ -91,8 +91,8 @@ def main() -> None:
                 f"{precision:.3f}",
                 f"{r1:.3f}",
                 f"{mrr:.3f}",
-                f"{same.verdict} (AUC {auc[same]:.2f})",
-                f"{shifted.verdict} (AUC {auc[shifted]:.2f})",
+                f"{same.verdict} (AUC {auc_same:.2f})",
+                f"{shifted.verdict} (AUC {auc_shifted:.2f})",
             )
         )
         print(f"  done: {name}", file=sys.stderr)

@@ -53,6 +53,7 @@ __all__ = ["StaticEncoder", "StaticFiles", "fetch", "resolve_static"]
 RECIPE = "model2vec-mean-v1"
 _FILES = ("model.safetensors", "tokenizer.json", "config.json")
 _MAX_LENGTH = 512  # model2vec's default when config.json names none
+TOKEN_BLOCK = 1 << 16  # token rows gathered at a time: 64 MiB for 256-d float32
 
 
 @dataclass(frozen=True)
@@ -353,16 +354,23 @@ class StaticEncoder(TextEncoder):
         tok, matrix = self._ready()
         if self._chars is not None:
             texts = [t[: self._chars] for t in texts]
-        encodings = _tokenize(tok, texts, add_special_tokens=False)
+        try:  # no offsets needed: the faster call
+            encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
+        except (AttributeError, TypeError, ValueError, UnicodeError):
+            encodings = _tokenize(tok, texts, add_special_tokens=False)
         unk = self._unk
-        ids = [[i for i in e.ids if i != unk] for e in encodings]
+        ids = [e.ids for e in encodings]
+        ids = [[i for i in seq if i != unk] if unk in seq else seq for seq in ids]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         by_length: dict[int, list[int]] = defaultdict(list)
         for row, seq in enumerate(ids):
             if seq:
                 by_length[len(seq)].append(row)
-        for rows in by_length.values():  # one gather and mean per token count
-            out[rows] = matrix[np.array([ids[r] for r in rows])].mean(axis=1)
+        for length, rows in by_length.items():  # one gather and mean per token count
+            step = max(1, TOKEN_BLOCK // length)  # bounded memory: TOKEN_BLOCK rows at most
+            for s in range(0, len(rows), step):
+                part = rows[s : s + step]
+                out[part] = matrix[np.array([ids[r] for r in part])].mean(axis=1)
         if self._normalize:
             out = out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-32)
         return out.astype(np.float32, copy=False)
