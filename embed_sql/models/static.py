@@ -21,6 +21,7 @@ the sha256 in the spec, extracted atomically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ import threading
 import time
 import zipfile
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +56,7 @@ RECIPE = "model2vec-mean-v1"
 _FILES = ("model.safetensors", "tokenizer.json", "config.json")
 _MAX_LENGTH = 512  # model2vec's default when config.json names none
 TOKEN_BLOCK = 1 << 16  # token rows gathered at a time: 64 MiB for 256-d float32
+PIPELINE_ROWS = 512  # texts tokenised at a time, the next slice while one is averaged
 
 
 @dataclass(frozen=True)
@@ -351,17 +354,36 @@ class StaticEncoder(TextEncoder):
 
     # -- encoding -------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> np.ndarray:
+        """Tokenise the next slice while the current one is averaged (the GIL is free then)."""
         tok, matrix = self._ready()
         if self._chars is not None:
             texts = [t[: self._chars] for t in texts]
+        slices = [texts[s : s + PIPELINE_ROWS] for s in range(0, len(texts), PIPELINE_ROWS)]
+        if len(slices) == 1:
+            return self._average(self._token_ids(tok, texts), matrix)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pool = _tokenizer_pool()
+        pending = pool.submit(self._token_ids, tok, slices[0])
+        row = 0
+        for i in range(len(slices)):
+            ids = pending.result()
+            if i + 1 < len(slices):
+                pending = pool.submit(self._token_ids, tok, slices[i + 1])
+            out[row : row + len(ids)] = self._average(ids, matrix)
+            row += len(ids)
+        return out
+
+    def _token_ids(self, tok: Tokenizer, texts: list[str]) -> list[list[int]]:
         try:  # no offsets needed: the faster call
             encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
         except (AttributeError, TypeError, ValueError, UnicodeError):
             encodings = _tokenize(tok, texts, add_special_tokens=False)
         unk = self._unk
         ids = [e.ids for e in encodings]
-        ids = [[i for i in seq if i != unk] if unk in seq else seq for seq in ids]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        return [[i for i in seq if i != unk] if unk in seq else seq for seq in ids]
+
+    def _average(self, ids: list[list[int]], matrix: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
         by_length: dict[int, list[int]] = defaultdict(list)
         for row, seq in enumerate(ids):
             if seq:
@@ -374,3 +396,8 @@ class StaticEncoder(TextEncoder):
         if self._normalize:
             out = out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-32)
         return out.astype(np.float32, copy=False)
+
+
+@functools.cache
+def _tokenizer_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="embed_sql-static-tokenize")
