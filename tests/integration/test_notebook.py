@@ -10,17 +10,11 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("sql")  # jupysql
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.examples import EXAMPLES, load_script  # noqa: E402
 
 
 def test_the_notebook_is_the_one_its_script_writes() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_notebook", EXAMPLES / "make_notebook.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("make_notebook.py")
     committed = nbformat.read(EXAMPLES / "notebook.ipynb", as_version=4)
     assert [c.source for c in committed.cells] == [c.source for c in module.build().cells]
 

@@ -110,3 +110,67 @@ def test_drift_errors_exit_2_with_the_fix(
     (tmp_path / "bad.parquet").write_text("not parquet")
     assert main(["drift", str(tmp_path / "bad.parquet"), str(ref), "--column", "v"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_embed_streams_parquet_and_csv_to_parquet(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from embed_sql import TextEncoder
+
+    texts = [f"text number {i}" if i % 7 else None for i in range(50)]
+    table = pa.table({"id": list(range(50)), "body": texts, "extra": [i * 2 for i in range(50)]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    pcsv.write_csv(table, tmp_path / "in.csv")
+    want = TextEncoder(str(tiny_source)).encode_numpy(texts)
+    for src, key in (("in.parquet", None), ("in.csv", "id")):
+        out = tmp_path / f"{src}.out.parquet"
+        args = ["embed", str(tmp_path / src), str(out), "--column", "body", "--batch-rows", "16"]
+        args += ["--model", str(tiny_source)] + (["--key", key] if key else [])
+        assert main(args) == 0
+        assert "50 rows" in capsys.readouterr().out
+        got = pq.read_table(out)
+        assert got.column_names == (["id", "v"] if key else ["id", "body", "extra", "v"])
+        assert got.column("id").to_pylist() == list(range(50))  # order kept
+        assert pq.ParquetFile(out).num_row_groups == 4  # one per 16-row batch
+        assert b"embed_sql.model" in got.schema.field("v").metadata
+        vectors = np.array([np.nan * np.ones(32) if v is None else v for v in got["v"].to_pylist()])
+        np.testing.assert_allclose(np.nan_to_num(vectors), np.nan_to_num(want), atol=1e-6)
+        assert got.column("v").null_count == len([t for t in texts if t is None])
+
+
+def test_embed_errors_name_the_problem_and_leave_no_file(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1], "n": [3]}), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    base = ["embed", str(tmp_path / "in.parquet"), str(out), "--model", str(tiny_source)]
+    assert main([*base, "--column", "body"]) == 2
+    assert "text column 'body' is not in" in capsys.readouterr().err
+    assert main([*base, "--column", "n"]) == 2
+    assert "is int64, not text" in capsys.readouterr().err
+    assert main([*base, "--column", "n", "--output-column", "id"]) == 2
+    assert main(["embed", str(tmp_path / "nope.parquet"), str(out), "--column", "x"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.parquet*"))  # no temp file left behind
+
+
+def test_sql_runs_one_statement_on_a_registered_database(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "x.duckdb")
+    model = ["--model", str(tiny_source), "--db", db]
+    create = "CREATE TABLE t AS SELECT 1 AS id, embed('hello') AS v"
+    assert main(["sql", create, *model]) == 0
+    assert main(["sql", "SELECT id, len(v) AS dim FROM t", *model, "--plain"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == ["id\tdim", "1\t32"]
+    assert main(["sql", "SELECT * FROM nope", *model]) == 2
+    assert "nope" in capsys.readouterr().err

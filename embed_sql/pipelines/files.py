@@ -1,0 +1,127 @@
+"""Files in, files out: embed a text column of Parquet or CSV into Parquet, in bounded memory.
+
+What ``embed-sql embed IN OUT --column text`` runs, for ETL jobs started from cron or an
+orchestrator without Python code. The input is read batch by batch (``pyarrow.dataset``: a
+file, a folder of Parquet files, or a CSV file), each batch is embedded and written as one
+row group, and the output replaces ``OUT`` only when every row is written (temp file, then
+rename), so memory stays at one batch and a failed run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+
+from embed_sql._io import atomic_writer
+from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
+from embed_sql.models.encoder import _progress_bar, shared_encoder
+
+__all__ = ["embed_file"]
+
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}
+
+
+def _format(path: Path) -> str:
+    if path.is_dir():
+        return "parquet"
+    suffixes = [s.lower() for s in path.suffixes]
+    for suffix in reversed(suffixes):
+        if suffix in _FORMATS:
+            return _FORMATS[suffix]
+    msg = (
+        f"cannot tell the format of {str(path)!r} from its name; use a .parquet or .csv file "
+        "(or a folder of Parquet files)"
+    )
+    raise InvalidParameterError(msg)
+
+
+def embed_file(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    column: str,
+    *,
+    model: object = None,
+    key: str | None = None,
+    output_column: str = "v",
+    batch_rows: int = 8192,
+    progress: bool | None = None,
+) -> int:
+    """Embed ``column`` of a Parquet or CSV source into a Parquet file; return the row count.
+
+    Parameters
+    ----------
+    source
+        A ``.parquet`` or ``.csv`` file (``.csv.gz`` too), or a folder of Parquet files.
+    target
+        The Parquet file to write (replaced atomically when done).
+    column
+        The text column to embed. NULL texts (and empty CSV fields) give NULL vectors.
+    model
+        Any model name, alias or path (default all-MiniLM-L6-v2); ``potion-base-8M`` for
+        the static tier.
+    key
+        Keep only this column beside the vectors (default: every input column).
+    output_column
+        The vector column's name; its field metadata names the model.
+    batch_rows
+        Rows read, embedded and written at a time (one Parquet row group each).
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    src = Path(source).expanduser()
+    if not src.exists():
+        msg = f"input {str(src)!r} does not exist"
+        raise InvalidParameterError(msg)
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows <= 0:
+        msg = f"batch_rows={batch_rows!r} must be a positive integer"
+        raise InvalidParameterError(msg)
+    fmt = _format(src)
+    file_format: object = fmt
+    if fmt == "csv":  # an empty CSV field is a missing text (NULL -> NULL vector), not ""
+        import pyarrow.csv as pcsv
+
+        convert = pcsv.ConvertOptions(strings_can_be_null=True)
+        file_format = ds.CsvFileFormat(convert_options=convert)
+    try:
+        dataset = ds.dataset(src, format=file_format)
+    except (OSError, pa.ArrowInvalid) as exc:
+        msg = f"cannot read {str(src)!r} as {fmt}: {exc}"
+        raise InputTypeError(msg) from exc
+    names = dataset.schema.names
+    for name, role in ((column, "text"), (key, "key")):
+        if name is not None and name not in names:
+            msg = f"{role} column {name!r} is not in {str(src)!r}; its columns are {names}"
+            raise ColumnNotFoundError(msg)
+    kind = dataset.schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        msg = f"column {column!r} of {str(src)!r} is {kind}, not text; name a text column"
+        raise InputTypeError(msg)
+    kept = [key] if key is not None else list(names)
+    if output_column in kept:
+        msg = (
+            f"output column {output_column!r} is already a column of {str(src)!r}; "
+            "choose another name (--output-column)"
+        )
+        raise InvalidParameterError(msg)
+    encoder = shared_encoder(model)  # type: ignore[arg-type]
+    schema = pa.schema([dataset.schema.field(c) for c in kept] + [encoder.field(output_column)])
+    read = list(dict.fromkeys([*kept, column]))
+    total = dataset.count_rows() if fmt == "parquet" else 0
+    rows = 0
+    with (
+        _progress_bar(total, progress) as bar,
+        atomic_writer(target) as fh,
+        pq.ParquetWriter(fh, schema) as writer,
+    ):
+        for batch in dataset.scanner(columns=read, batch_size=batch_rows).to_batches():
+            if not batch.num_rows:
+                continue
+            vectors = encoder.encode(batch.column(column))
+            arrays = [batch.column(c) for c in kept] + [vectors]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            rows += batch.num_rows
+            bar.update(batch.num_rows)
+    return rows
