@@ -279,6 +279,11 @@ MACROS = (
         SELECT unnest(embed_sql_drift(ref, cur, vec, min_votes, seed, embed_sql_ctx()),
                       recursive := true)
     """,
+    # -- zero-shot labels: the closest label per text, with the database's embed model ----
+    """
+    MACRO embed_classify(text, labels, template := 'This text is about {}.') AS
+        embed_sql_classify(text, labels, template)
+    """,
     # -- novelty: distance to the k-th nearest row of a reference index, and its cut ------
     """
     MACRO embed_outlier_score(vec, idx, k := 5) AS

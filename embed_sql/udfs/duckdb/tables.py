@@ -327,6 +327,21 @@ def make_clean(_: DatabaseState) -> Callable[..., pa.Array]:
     return run
 
 
+def make_classify(state: DatabaseState) -> Callable[..., pa.Array]:
+    """Make ``embed_sql_classify``: each text's closest label, with the database's model."""
+    from embed_sql.pipelines.classify import classify_vectors, label_vectors
+
+    def run(texts: Arrays, labels: Arrays, templates: Arrays) -> pa.Array:
+        names = constant(labels, "labels")
+        template = constant(templates, "template")
+        encoder = state.default
+        matrix = label_vectors(encoder, names, template)
+        vectors = state.cache.encode(encoder, texts) if state.cache else encoder.encode(texts)
+        return classify_vectors(vectors, list(names), matrix)
+
+    return run
+
+
 def make_chunks(state: DatabaseState) -> Callable[..., pa.Array]:
     """Make ``embed_sql_chunks``: token-bounded chunks of each text, with offsets."""
     from embed_sql.pipelines.preprocess import chunk

@@ -106,6 +106,43 @@ class EmbedExpr:
 
         return self._expr.map_batches(embed_batch, return_dtype=dtype, is_elementwise=True)
 
+    def classify(
+        self,
+        labels: list[str],
+        *,
+        template: str = "This text is about {}.",
+        model: ModelRef | None = None,
+        scores: bool = False,
+    ) -> pl.Expr:
+        """Zero-shot labels for a String column: ``Struct(label, score, margin)`` per row.
+
+        As SQL's ``embed_classify``; see :func:`embed_sql.pipelines.classify.classify`.
+        Labels are embedded once, here; ``scores=True`` adds every label's score.
+
+        Examples
+        --------
+        >>> import polars as pl, embed_sql.polars
+        >>> df = pl.DataFrame({"t": ["Arsenal won 2-0"]})
+        >>> df.select(pl.col("t").embed.classify(["sport", "politics"])).item()["label"]
+        'sport'
+        """
+        from embed_sql.pipelines.classify import classify_vectors, label_vectors, result_type
+
+        encoder = shared_encoder(model)
+        matrix = label_vectors(encoder, labels, template)  # validates labels and template now
+        names = list(labels)
+        dtype = pl.from_arrow(pa.array([], result_type(scores))).dtype  # type: ignore[union-attr]
+
+        def classify_batch(s: pl.Series) -> pl.Series:
+            if s.dtype not in (pl.String, pl.Null):
+                msg = f"cannot classify column {s.name!r} of type {s.dtype}; cast it to pl.String"
+                raise InputTypeError(msg)
+            vectors = encoder.encode(s.cast(pl.String).to_arrow())
+            out = classify_vectors(vectors, names, matrix, scores=scores)
+            return pl.Series(s.name, out, dtype=dtype)
+
+        return self._expr.map_batches(classify_batch, return_dtype=dtype, is_elementwise=True)
+
     def clean(
         self,
         *,
