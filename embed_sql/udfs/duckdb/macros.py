@@ -284,6 +284,11 @@ MACROS = (
     MACRO embed_classify(text, labels, template := 'This text is about {}.') AS
         embed_sql_classify(text, labels, template)
     """,
+    # -- analogies: a is to b as c is to ? (word vectors) ---------------------------------
+    """
+    MACRO embed_analogy(a, b, c, k := 5, model := 'glove-6b-50d') AS TABLE
+        SELECT unnest(embed_sql_analogy(a, b, c, k, model), recursive := true)
+    """,
     # -- novelty: distance to the k-th nearest row of a reference index, and its cut ------
     """
     MACRO embed_outlier_score(vec, idx, k := 5) AS

@@ -217,7 +217,7 @@ def _set_embed(
         embed_function(state, name),
         (pa.string(),),
         duckdb.array_type(duckdb.sqltypes.FLOAT, encoder.dim),
-        special=False,
+        special=True,  # NULLs reach the encoder, which may also answer NULL (word vectors)
         side_effects=False,
     )
 

@@ -342,6 +342,19 @@ def make_classify(state: DatabaseState) -> Callable[..., pa.Array]:
     return run
 
 
+def make_analogy(_: DatabaseState) -> Callable[..., pa.Array]:
+    """Make ``embed_sql_analogy``: the words nearest to b - a + c (word vectors)."""
+    from embed_sql.pipelines.analogy import RESULT, analogy
+
+    def run(a: Arrays, b: Arrays, c: Arrays, ks: Arrays, models: Arrays) -> pa.Array:
+        words = [str(constant(x, name)) for x, name in ((a, "a"), (b, "b"), (c, "c"))]
+        found = analogy(*words, k=constant(ks, "k"), model=str(constant(models, "model")))
+        one = pa.array([found.to_struct_array().to_pylist()], pa.list_(RESULT))
+        return repeat(a, one)
+
+    return run
+
+
 def make_chunks(state: DatabaseState) -> Callable[..., pa.Array]:
     """Make ``embed_sql_chunks``: token-bounded chunks of each text, with offsets."""
     from embed_sql.pipelines.preprocess import chunk
