@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["TextEncoder", "as_text_array", "plan_batches", "shared_encoder"]
 
 TextInput: TypeAlias = "str | Sequence[str | None] | pa.Array | pa.ChunkedArray"
+#: Characters of a long text read per allowed token (English WordPiece: ~4.5 per token).
+CHARS_PER_TOKEN = 8
 #: Texts tokenised at a time; bounds the memory held by token ids and the output buffer.
 CHUNK_ROWS = 8192
 _STRING_TYPES = (pa.string(), pa.large_string())
@@ -328,7 +330,7 @@ class TextEncoder:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         session, tokenizer = self._load()
-        encodings = _tokenize(tokenizer, texts)
+        encodings = self._tokenize_cut(tokenizer, texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         result = np.empty((len(texts), self.dim), dtype=np.float32)
         for idx in plan_batches(lengths, self.batch_size, self.max_batch_tokens):
@@ -348,6 +350,32 @@ class TextEncoder:
                 hidden = session.run(None, feeds)[0]
             result[idx] = self._pool(hidden, mask)
         return result
+
+    def _tokenize_cut(self, tokenizer: Tokenizer, texts: list[str]) -> list:
+        """Tokenise, reading only a prefix of long texts when that gives the same tokens.
+
+        A text longer than ``CHARS_PER_TOKEN x max_tokens`` characters is cut at the last
+        whitespace before that budget: the model reads ``max_tokens`` tokens at most, and
+        tokenisers split words at whitespace, so while the prefix alone fills the token
+        limit its tokens are the whole text's. A prefix that does not fill it (very long
+        "words": URLs, base64) is tokenised again in full. Saves the time and memory of
+        tokenising what truncation throws away.
+        """
+        budget = CHARS_PER_TOKEN * self.spec.max_tokens
+        cut: list[int] = []
+        short = list(texts)
+        for i, text in enumerate(texts):
+            if len(text) > budget:
+                space = max(text.rfind(" ", 0, budget), text.rfind("\n", 0, budget))
+                if space > 0:
+                    short[i] = text[:space]
+                    cut.append(i)
+        encodings = _tokenize(tokenizer, short)
+        redo = [i for i in cut if len(encodings[i].ids) < self.spec.max_tokens]
+        if redo:
+            for i, enc in zip(redo, _tokenize(tokenizer, [texts[i] for i in redo]), strict=True):
+                encodings[i] = enc
+        return encodings
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if hidden.ndim == 2:  # the graph pools already
