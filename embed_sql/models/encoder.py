@@ -323,8 +323,16 @@ class TextEncoder:
                 rows = rows[keep]
                 texts = [t for t, k in zip(texts, keep, strict=True) if k]
             if texts:
-                out[rows] = self._embed(texts)
-                provenance.record(self.key, self.name, out[rows])
+                # each distinct text once: repeated values (empty strings, categories, the
+                # same title in many rows) cost one encoding, then are copied
+                first: dict[str, int] = {}
+                inverse = np.fromiter(
+                    (first.setdefault(t, len(first)) for t in texts), np.int64, len(texts)
+                )
+                unique = list(first) if len(first) < len(texts) else texts
+                vectors = self._embed(unique)
+                out[rows] = vectors[inverse] if unique is not texts else vectors
+                provenance.record(self.key, self.name, vectors)
             bar.update(len(piece))
         return from_numpy(out, valid=valid)
 

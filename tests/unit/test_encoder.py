@@ -216,3 +216,25 @@ def test_no_progress_bar_by_default_when_not_interactive(
 ) -> None:
     tiny_encoder.encode(["food"] * 20_000)
     assert capsys.readouterr().err == ""
+
+
+def test_repeated_texts_are_encoded_once_and_copied(tiny_encoder: TextEncoder) -> None:
+    calls: list[int] = []
+    embed = tiny_encoder._embed
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return embed(texts)
+
+    tiny_encoder._embed = counting  # type: ignore[method-assign]
+    try:
+        texts = ["a cat", "", None, "a cat", "dog", "", ""] * 50
+        got = tiny_encoder.encode_numpy(texts)
+    finally:
+        del tiny_encoder._embed
+    assert calls == [3]  # "a cat", "", "dog": one encoding each
+    want = tiny_encoder.encode_numpy(["a cat", "", "dog"])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[5], want[1])
+    np.testing.assert_array_equal(got[4], want[2])
+    assert np.isnan(got[2]).all()
