@@ -117,7 +117,7 @@ class TextEncoder:
 
             return super().__new__(StaticEncoder)
         if kind == "words":
-            from embed_sql.models.static import WordVectorEncoder
+            from embed_sql.models.words import WordVectorEncoder
 
             return super().__new__(WordVectorEncoder)
         return super().__new__(cls)

@@ -25,7 +25,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,30 +36,20 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
-import pyarrow as pa
 
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import registry
 from embed_sql.models.encoder import TextEncoder, _tokenize
 from embed_sql.models.registry import ModelSpec
-from embed_sql.vectors.arrow import from_numpy, to_numpy
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-__all__ = [
-    "StaticEncoder",
-    "StaticFiles",
-    "WordVectorEncoder",
-    "fetch",
-    "resolve_static",
-    "resolve_words",
-    "words_of",
-]
+__all__ = ["LookupEncoder", "StaticEncoder", "StaticFiles", "fetch", "resolve_static"]
 
 #: What a static vector is: changes to the computation change every key (and the cache).
 RECIPE = "model2vec-mean-v1"
@@ -245,23 +234,28 @@ def fetch(model: str | ModelSpec, *, cache_dir: str | None = None) -> StaticFile
         return _store(spec, root, fill, f"wheel {found[0].name}")
 
 
-class StaticEncoder(TextEncoder):
-    """Embed text with a static model: token lookup + mean, no transformer.
+class _Files(Protocol):
+    @property
+    def spec(self) -> ModelSpec: ...
+    @property
+    def key(self) -> str: ...
 
-    The same interface as :class:`TextEncoder` (``encode``, ``dim``, ``name``, ``key``,
-    ``field``), so every host takes it; ``TextEncoder("potion-base-8M")`` returns one.
 
-    Examples
-    --------
-    >>> from embed_sql import TextEncoder
-    >>> enc = TextEncoder("potion-base-8M")                          # doctest: +SKIP
-    >>> enc.encode(["street food", None]).type                       # doctest: +SKIP
-    FixedSizeListType(fixed_size_list<item: float>[256])
+F = TypeVar("F", bound=_Files)
+
+
+class LookupEncoder(TextEncoder, Generic[F]):
+    """An encoder that looks vectors up instead of running a network (static, word models).
+
+    Subclasses set ``files`` (with ``spec`` and ``key``) in :meth:`_find` and embed in
+    ``_embed``; threads, batch sizes and providers mean nothing to a lookup.
     """
+
+    kind_name = "lookup"
 
     def __init__(
         self,
-        model: str | ModelSpec | os.PathLike[str] = "potion-base-8M",
+        model: str | ModelSpec | os.PathLike[str],
         *,
         quantize: str | None = None,
         threads: int | None = None,
@@ -272,17 +266,15 @@ class StaticEncoder(TextEncoder):
     ) -> None:
         del threads, batch_size, max_batch_tokens, providers  # a lookup has no such knobs
         if quantize not in (None, "fp32"):
-            msg = f"quantize={quantize!r}: static models have no quantised variant"
+            msg = f"quantize={quantize!r}: {self.kind_name} models have no quantised variant"
             raise InvalidParameterError(msg)
-        ref = model if isinstance(model, ModelSpec) else os.fspath(model)
-        self.files = resolve_static(ref, offline=offline)
+        spec = model if isinstance(model, ModelSpec) else registry.get(os.fspath(model))
+        self.files = self._find(spec, offline)
         self.threads = 1
         self._lock = threading.Lock()
-        self._tokenizer: Tokenizer | None = None
-        self._full_tokenizer: Tokenizer | None = None
-        self._matrix: np.ndarray | None = None
-        self._unk = -1
-        self._chars: int | None = None
+
+    def _find(self, spec: ModelSpec, offline: bool | None) -> F:
+        raise NotImplementedError
 
     @property
     def spec(self) -> ModelSpec:
@@ -296,11 +288,46 @@ class StaticEncoder(TextEncoder):
 
     @property
     def key(self) -> str:
-        """Content hash of the matrix, tokenizer, config and recipe behind these vectors."""
+        """Content hash of the model's files and the recipe behind these vectors."""
         return self.files.key
 
     def __repr__(self) -> str:
-        return f"StaticEncoder({self.name!r}, dim={self.dim})"
+        return f"{type(self).__name__}({self.name!r}, dim={self.dim})"
+
+    @property
+    def special_tokens(self) -> int:
+        """Lookups add no special tokens."""
+        return 0
+
+
+class StaticEncoder(LookupEncoder[StaticFiles]):
+    """Embed text with a static model: token lookup + mean, no transformer.
+
+    The same interface as :class:`TextEncoder` (``encode``, ``dim``, ``name``, ``key``,
+    ``field``), so every host takes it; ``TextEncoder("potion-base-8M")`` returns one.
+
+    Examples
+    --------
+    >>> from embed_sql import TextEncoder
+    >>> enc = TextEncoder("potion-base-8M")                          # doctest: +SKIP
+    >>> enc.encode(["street food", None]).type                       # doctest: +SKIP
+    FixedSizeListType(fixed_size_list<item: float>[256])
+    """
+
+    kind_name = "static"
+
+    def __init__(
+        self, model: str | ModelSpec | os.PathLike[str] = "potion-base-8M", **kw: Any
+    ) -> None:
+        super().__init__(model, **kw)
+        self._tokenizer: Tokenizer | None = None
+        self._full_tokenizer: Tokenizer | None = None
+        self._matrix: np.ndarray | None = None
+        self._unk = -1
+        self._chars: int | None = None
+
+    def _find(self, spec: ModelSpec, offline: bool | None) -> StaticFiles:
+        return resolve_static(spec, offline=offline)
 
     def _ready(self) -> tuple[Tokenizer, np.ndarray]:
         with self._lock:
@@ -345,11 +372,6 @@ class StaticEncoder(TextEncoder):
         self._tokenizer = tok
 
     # -- tokens ---------------------------------------------------------------------------
-    @property
-    def special_tokens(self) -> int:
-        """Static models add no special tokens."""
-        return 0
-
     def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character spans of every token of each text (no truncation)."""
         tok, _ = self._ready()
@@ -412,156 +434,3 @@ class StaticEncoder(TextEncoder):
 @functools.cache
 def _tokenizer_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(1, thread_name_prefix="embed_sql-static-tokenize")
-
-
-# -- word vectors ---------------------------------------------------------------------------
-
-# words, clitics split off as GloVe's (Stanford) tokenizer did ("king's" -> "king", "'s"),
-# and single punctuation marks
-_WORD = re.compile(r"'[^\W_]+|[^\W_]+|[^\w\s]", re.UNICODE)
-
-
-def words_of(text: str) -> list[str]:
-    """Return the lower-cased words and punctuation marks, as GloVe's vocabulary has them.
-
-    Examples
-    --------
-    >>> words_of("The King's speech, 2004!")
-    ['the', 'king', "'s", 'speech', ',', '2004', '!']
-    """
-    return _WORD.findall(text.lower().replace("\u2019", "'"))
-
-
-@dataclass(frozen=True)
-class WordFiles:
-    """A word-vector model's folder: one ``.npy`` matrix, one ``.parquet`` word list."""
-
-    spec: ModelSpec
-    vectors: Path
-    words: Path
-    key: str
-
-
-def resolve_words(spec: ModelSpec) -> WordFiles:
-    """Find a word-vector model's files: a local folder (``spec.path``) or its package."""
-    from embed_sql.models.resolve import _content_key
-
-    folder: Path | None = Path(spec.path).expanduser() if spec.path else None
-    if folder is None and spec.package:
-        import importlib.util
-
-        found = importlib.util.find_spec(spec.package)
-        if found is not None and found.submodule_search_locations:
-            base = Path(next(iter(found.submodule_search_locations)))
-            folder = base / spec.package_subdir if spec.package_subdir else base
-    if folder is None or not folder.is_dir():
-        pip = (spec.package or "").replace("_", "-")
-        msg = f"word vectors {spec.name!r} are not installed; " + (
-            f"pip install {pip} (make installs it)" if pip else "give a local folder"
-        )
-        raise ModelNotFoundError(msg)
-    npys, tables = sorted(folder.glob("*.npy")), sorted(folder.glob("*.parquet"))
-    if len(npys) != 1 or len(tables) != 1:
-        msg = f"{folder} needs exactly one .npy matrix and one .parquet word list"
-        raise ModelLoadError(msg)
-    return WordFiles(spec, npys[0], tables[0], _content_key([npys[0], tables[0]], "words-mean-v1"))
-
-
-class WordVectorEncoder(TextEncoder):
-    """Embed text as the mean of its words' vectors (GloVe); no known word gives NULL.
-
-    The matrix is memory-mapped, so many processes share one copy of it in the page cache.
-
-    Examples
-    --------
-    >>> from embed_sql import TextEncoder
-    >>> enc = TextEncoder("glove-6b-50d")                            # doctest: +SKIP
-    >>> enc.encode(["the king", "zzqx"]).null_count                  # doctest: +SKIP
-    1
-    """
-
-    def __init__(
-        self,
-        model: str | ModelSpec | os.PathLike[str] = "glove-6b-50d",
-        *,
-        quantize: str | None = None,
-        threads: int | None = None,
-        batch_size: int | None = None,
-        max_batch_tokens: int | None = None,
-        providers: object = None,
-        offline: bool | None = None,
-    ) -> None:
-        del threads, batch_size, max_batch_tokens, providers, offline
-        if quantize not in (None, "fp32"):
-            msg = f"quantize={quantize!r}: word vectors have no quantised variant"
-            raise InvalidParameterError(msg)
-        spec = model if isinstance(model, ModelSpec) else registry.get(os.fspath(model))
-        self.files = resolve_words(spec)
-        self.threads = 1
-        self._lock = threading.Lock()
-        self._matrix: np.ndarray | None = None
-        self._index: dict[str, int] | None = None
-        self._words: list[str] | None = None
-
-    @property
-    def spec(self) -> ModelSpec:
-        """The model's :class:`ModelSpec`."""
-        return self.files.spec
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.files.spec.name
-
-    @property
-    def key(self) -> str:
-        """Content hash of the matrix, the word list and the recipe."""
-        return self.files.key
-
-    def __repr__(self) -> str:
-        return f"WordVectorEncoder({self.name!r}, dim={self.dim})"
-
-    def vocabulary(self) -> tuple[np.ndarray, list[str], dict[str, int]]:
-        """Return the (memory-mapped) matrix, the words in row order, and word -> row."""
-        with self._lock:
-            if self._matrix is None or self._words is None or self._index is None:
-                import pyarrow.parquet as pq
-
-                matrix = np.load(self.files.vectors, mmap_mode="r")
-                column = pq.read_table(self.files.words).column(0).to_pylist()
-                if matrix.ndim != 2 or matrix.shape != (len(column), self.dim):
-                    msg = (
-                        f"{self.files.vectors} is {matrix.shape}; expected "
-                        f"({len(column)}, {self.dim}) for {len(column)} words"
-                    )
-                    raise ModelLoadError(msg)
-                self._words = [str(w) for w in column]
-                self._index = {w: i for i, w in enumerate(self._words)}
-                self._matrix = matrix
-            return self._matrix, self._words, self._index
-
-    @property
-    def special_tokens(self) -> int:
-        """Word vectors add no special tokens."""
-        return 0
-
-    def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        """Character spans of every word of each text."""
-        return [[m.span() for m in _WORD.finditer(t.lower().replace("\u2019", "'"))] for t in texts]
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        matrix, _, index = self.vocabulary()
-        out = np.full((len(texts), self.dim), np.nan, dtype=np.float32)
-        for row, text in enumerate(texts):
-            rows = [i for w in words_of(text) if (i := index.get(w)) is not None]
-            if rows:
-                out[row] = np.asarray(matrix[rows], dtype=np.float32).mean(axis=0)
-        return out
-
-    def _encode_array(self, arr: pa.Array, bar: object) -> pa.Array:
-        """As the base class, and a text without one known word gives NULL (not zeros)."""
-        out = super()._encode_array(arr, bar)  # type: ignore[arg-type]
-        found = ~np.isnan(to_numpy(out)).any(axis=1)
-        if found.all():
-            return out
-        return from_numpy(np.nan_to_num(to_numpy(out)), valid=found)

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from embed_sql.exceptions import InvalidParameterError
 from embed_sql.models.encoder import shared_encoder
-from embed_sql.models.static import WordVectorEncoder, words_of
+from embed_sql.models.words import WordVectorEncoder, words_of
 from embed_sql.vectors.join import check_k
 
 __all__ = ["RESULT", "analogy"]

