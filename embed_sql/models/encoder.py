@@ -12,23 +12,22 @@ input order. NULL in → NULL out; text longer than the model's limit is truncat
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from embed_sql import _native
+from embed_sql._progress import Bar, progress_bar
 from embed_sql.config import get_settings, usable_cores
-from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoadError
+from embed_sql.exceptions import InvalidParameterError, ModelLoadError
 from embed_sql.models import registry
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
 from embed_sql.models.resolve import ResolvedModel, resolve, variant_of
+from embed_sql.models.texts import TextInput, as_text_array, check_arrow_text
 from embed_sql.vectors import provenance
 from embed_sql.vectors.arrow import from_numpy, to_numpy
 
@@ -38,12 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["TextEncoder", "as_text_array", "plan_batches", "shared_encoder"]
 
-TextInput: TypeAlias = "str | Sequence[str | None] | pa.Array | pa.ChunkedArray"
 #: Characters of a long text read per allowed token (English WordPiece: ~4.5 per token).
 CHARS_PER_TOKEN = 8
 #: Texts tokenised at a time; bounds the memory held by token ids and the output buffer.
 CHUNK_ROWS = 8192
-_STRING_TYPES = (pa.string(), pa.large_string())
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) -> list[np.ndarray]:
@@ -284,13 +281,13 @@ class TextEncoder:
             For non-text input; the message names the first offending value.
         """
         if isinstance(texts, pa.ChunkedArray):
-            _check_arrow(texts.type)
-            with _progress_bar(len(texts), progress) as bar:
+            check_arrow_text(texts.type)
+            with progress_bar(len(texts), progress) as bar:
                 return pa.chunked_array(
                     [self._encode_array(c, bar) for c in texts.chunks], self.type
                 )
         arr = as_text_array(texts)
-        with _progress_bar(len(arr), progress) as bar:
+        with progress_bar(len(arr), progress) as bar:
             return self._encode_array(arr, bar)
 
     __call__ = encode
@@ -308,7 +305,7 @@ class TextEncoder:
         """Embed texts into an ``(n, dim)`` float32 array; NULL rows become NaN."""
         return to_numpy(self.encode(texts))
 
-    def _encode_array(self, arr: pa.Array, bar: _Bar) -> pa.Array:
+    def _encode_array(self, arr: pa.Array, bar: Bar) -> pa.Array:
         if pa.types.is_string_view(arr.type):
             arr = arr.cast(pa.large_string())
         n = len(arr)
@@ -402,34 +399,6 @@ class TextEncoder:
         return pooled
 
 
-PROGRESS_MIN_ROWS = 10_000
-
-
-class _Bar(Protocol):
-    def update(self, n: int) -> object: ...
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def _progress_bar(total: int, progress: bool | None) -> Iterator[_Bar]:
-    show = progress if progress is not None else total >= PROGRESS_MIN_ROWS and _interactive()
-    if not show:
-        yield _NoBar()
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, unit="rows", desc="embedding", leave=False) as bar:
-        yield bar
-
-
-def _interactive() -> bool:
-    return sys.stderr is not None and sys.stderr.isatty()
-
-
 def _tokenize(tokenizer: Tokenizer, texts: list[str], *, add_special_tokens: bool = True) -> list:
     try:
         return tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
@@ -437,19 +406,6 @@ def _tokenize(tokenizer: Tokenizer, texts: list[str], *, add_special_tokens: boo
         # lone surrogates and the like: replace what UTF-8 cannot carry, never fail a row
         cleaned = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         return tokenizer.encode_batch(cleaned, add_special_tokens=add_special_tokens)
-
-
-def as_text_array(texts: TextInput) -> pa.Array:
-    """Return the input as one Arrow string array, or raise :class:`InputTypeError`."""
-    if isinstance(texts, pa.ChunkedArray):
-        _check_arrow(texts.type)
-        return texts.combine_chunks()
-    if isinstance(texts, pa.Array):
-        _check_arrow(texts.type)
-        return texts
-    if isinstance(texts, str):
-        return pa.array([texts], pa.string())
-    return _to_arrow(texts)
 
 
 _shared: dict[tuple[object, str | None], TextEncoder] = {}
@@ -483,42 +439,3 @@ def _kind_of(model: object) -> str:
         return registry.get(os.fspath(model)).kind
     except Exception:  # unknown or unreadable: TextEncoder.__init__ says why
         return "onnx"
-
-
-def _check_arrow(dtype: pa.DataType) -> None:
-    if dtype in _STRING_TYPES or pa.types.is_string_view(dtype) or pa.types.is_null(dtype):
-        return
-    msg = (
-        f"cannot embed an Arrow column of type {dtype}; only string columns can be embedded. "
-        "Cast it first, e.g. CAST(col AS VARCHAR) or pl.col(...).cast(pl.String)."
-    )
-    raise InputTypeError(msg)
-
-
-def _to_arrow(texts: object) -> pa.Array:
-    if isinstance(texts, Mapping | AbstractSet):  # a dict iterates its keys, a set has no order
-        msg = (
-            f"cannot embed a {type(texts).__name__}: its items have no row order (a dict would "
-            "give its keys); pass a list of str, e.g. list(d.values())"
-        )
-        raise InputTypeError(msg)
-    if isinstance(texts, bytes | bytearray) or not isinstance(texts, Iterable):
-        msg = (
-            f"cannot embed {type(texts).__name__} {texts!r:.80}; "
-            "pass a str, a list of str (None allowed), or an Arrow string array"
-        )
-        raise InputTypeError(msg)
-    items = list(texts)
-    for i, t in enumerate(items):
-        if t is not None and not isinstance(t, str):
-            msg = (
-                f"cannot embed item {i} of type {type(t).__name__} ({t!r:.80}); "
-                "every item must be a str or None. Convert with str(x) first if intended."
-            )
-            raise InputTypeError(msg)
-    try:
-        return pa.array(items, type=pa.large_string())
-    except UnicodeEncodeError:
-        # lone surrogates cannot be UTF-8: replace them, as any UTF-8 store would have to
-        fixed = [t if t is None else t.encode("utf-8", "replace").decode("utf-8") for t in items]
-        return pa.array(fixed, type=pa.large_string())

@@ -15,8 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from embed_sql._io import atomic_writer
+from embed_sql._progress import progress_bar
 from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
-from embed_sql.models.encoder import _progress_bar, shared_encoder
+from embed_sql.models.encoder import shared_encoder
 
 __all__ = ["embed_file"]
 
@@ -112,7 +113,7 @@ def embed_file(
     total = dataset.count_rows() if fmt == "parquet" else 0
     rows = 0
     with (
-        _progress_bar(total, progress) as bar,
+        progress_bar(total, progress) as bar,
         atomic_writer(target) as fh,
         pq.ParquetWriter(fh, schema) as writer,
     ):
