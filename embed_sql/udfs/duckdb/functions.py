@@ -35,6 +35,7 @@ from embed_sql.udfs.duckdb.tables import (
     CLUSTER,
     DEDUP,
     DRIFT,
+    RECOMMEND,
     make_analogy,
     make_chunks,
     make_classify,
@@ -45,6 +46,7 @@ from embed_sql.udfs.duckdb.tables import (
     make_drift,
     make_drop_index,
     make_load_index,
+    make_recommend,
     make_refresh_index,
 )
 
@@ -122,6 +124,13 @@ SPECS = (
     ),
     FunctionSpec(
         "embed_sql_drift", (_S, _S, _S, _I, _I, CTX), DRIFT, make_drift, side_effects=True
+    ),
+    FunctionSpec(
+        "embed_sql_recommend",
+        (_S, _S, _S, _S, _I, _S, _S, _D, _D, CTX, _S, _S),
+        RECOMMEND,
+        make_recommend,
+        side_effects=True,
     ),
     FunctionSpec("embed_sql_outlier_score", (VEC, _S, _I, _S), pa.float32(), make_outlier_score),
     FunctionSpec("embed_sql_outlier_threshold", (_S, _I, _D, _S), _D, make_outlier_threshold),

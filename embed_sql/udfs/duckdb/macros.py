@@ -279,6 +279,27 @@ MACROS = (
         SELECT unnest(embed_sql_drift(ref, cur, vec, min_votes, seed, embed_sql_ctx()),
                       recursive := true)
     """,
+    # -- recommendations: items for each user of an interactions table ------------------
+    """
+    MACRO embed_recommend(tbl, idx, user_key := 'user_id', item_key := 'item_id', k := 10,
+                          weight := NULL, time := NULL, half_life := NULL,
+                          diversity := 0.0) AS TABLE
+        WITH r AS (
+            SELECT unnest(embed_sql_recommend(tbl, idx, user_key, item_key, k, weight, time,
+                                              half_life, diversity, embed_sql_ctx(),
+                                              embed_sql_fp(tbl, user_key, item_key),
+                                              embed_sql_fp_of(idx)), recursive := true)
+        ),
+        users AS (
+            SELECT DISTINCT COLUMNS(lambda c: c = user_key) AS user_key,
+                   COLUMNS(lambda c: c = user_key)::VARCHAR AS user_text
+            FROM query_table(tbl)
+        )
+        SELECT users.user_key, kk.key AS item_key, r.score AS score, r.rank AS rank
+        FROM r JOIN users ON users.user_text = r.user_text
+        JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = r.item_label
+        ORDER BY users.user_key, r.rank
+    """,
     # -- zero-shot labels: the closest label per text, with the database's embed model ----
     """
     MACRO embed_classify(text, labels, template := 'This text is about {}.') AS

@@ -191,6 +191,56 @@ class EmbedLazyFrame:
 
         return self._defer(schema, run)
 
+    def recommend(
+        self,
+        items: pl.LazyFrame | pl.DataFrame,
+        *,
+        k: int = 10,
+        user_key: str = "user_id",
+        item_key: str = "item_id",
+        weight: str | None = None,
+        time: str | None = None,
+        half_life: float | None = None,
+        exclude_seen: bool = True,
+        diversity: float = 0.0,
+        vec: str = "v",
+        key: str = "id",
+    ) -> pl.LazyFrame:
+        """Items for each user of these interactions: ``user_key, item_key, score, rank``.
+
+        As SQL's ``embed_recommend``; ``items`` holds the item vectors (``key``, ``vec``).
+        See :func:`embed_sql.pipelines.recommend.recommend`.
+        """
+        from embed_sql.pipelines.recommend import recommend
+
+        catalog = items.lazy()
+        schema = {
+            "user_key": self._key_type(self._lf, user_key, "interactions"),
+            "item_key": self._key_type(catalog, key, "items"),
+            "score": pl.Float32(),
+            "rank": pl.Int32(),
+        }
+        wanted = [c for c in (user_key, item_key, weight, time) if c is not None]
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            table = recommend(
+                _arrow(df, wanted, "interactions"),
+                _arrow(catalog.collect(), [key, vec], "items", vec=vec),
+                k=k,
+                user_key=user_key,
+                item_key=item_key,
+                weight=weight,
+                time=time,
+                half_life=half_life,
+                exclude_seen=exclude_seen,
+                diversity=diversity,
+                vec=vec,
+                key=key,
+            )
+            return _frame(table)
+
+        return self._defer(schema, run)
+
     def cluster(
         self,
         *,
@@ -347,5 +397,6 @@ class EmbedFrame:
     range_join = _eager("range_join")
     dedup = _eager("dedup")
     cluster = _eager("cluster")
+    recommend = _eager("recommend")
     search = _eager("search")
     chunk = _eager("chunk")
