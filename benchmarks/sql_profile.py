@@ -122,7 +122,7 @@ def main() -> None:
     hnsw_sql = ", ".join(f"{name} := {value}" for name, value in params.items())
     knn = (
         f"embed_sql_knn(v, 'docs_index', {k}, NULL, 'id', embed_sql_fp_of('docs_index'), "
-        "embed_sql_ctx())"
+        "embed_sql_ctx(), NULL)"
     )
     pieces = {
         "J1 index fingerprint: embed_sql_fp_of(idx)": "SELECT embed_sql_fp_of('docs_index')",

@@ -15,12 +15,16 @@ side is processed in batches, so memory is bounded by the index plus one batch o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import ColumnNotFoundError, DimensionMismatchError
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    DimensionMismatchError,
+    InvalidParameterError,
+)
 from embed_sql.vectors.arrow import column_model
 from embed_sql.vectors.index import SearchResult, VectorIndex
 from embed_sql.vectors.inputs import check_k
@@ -60,17 +64,47 @@ def _model_key(table: pa.Table, column: str) -> str | None:
     return column_model(values, table.schema.field(column), f"vector column {column!r}")
 
 
-def check_models(left: str | None, right: str | None, what: str = "the two vector columns") -> None:
-    """Refuse vectors of two different models (when both are known)."""
+def check_models(
+    left: str | None,
+    right: str | None,
+    what: str = "the two vector columns",
+    allow: Collection[str] | None = None,
+) -> None:
+    """Refuse vectors of two different models (when both are known), unless ``allow`` names both.
+
+    ``allow`` is for models trained as a pair (a query tower and a document tower): their
+    names (as the encoders report them, or the part after the last ``/``) or model keys.
+    """
     from embed_sql.vectors.provenance import model_name, same_model
 
-    if left and right and not same_model(left, right):
-        msg = (
-            f"{what} come from different models ({model_name(left)}, key {left[:12]}…, and "
-            f"{model_name(right)}, key {right[:12]}…); their distances mean nothing. Embed "
-            "both with one model (an fp32 and an int8 variant are different models too)."
-        )
-        raise DimensionMismatchError(msg)
+    if not (left and right) or same_model(left, right):
+        return
+    if allow is not None and {left, right} <= _allowed(allow):
+        return
+    msg = (
+        f"{what} come from different models ({model_name(left)}, key {left[:12]}…, and "
+        f"{model_name(right)}, key {right[:12]}…); their distances mean nothing. Embed "
+        "both with one model (an fp32 and an int8 variant are different models too); for "
+        "two models trained as a pair (two towers), allow them: "
+        f"allow_models={{{model_name(left)!r}, {model_name(right)!r}}}."
+    )
+    raise DimensionMismatchError(msg)
+
+
+def _allowed(allow: Collection[str]) -> set[str]:
+    """Return the recorded model keys ``allow`` names (by key, name, or its last part)."""
+    from embed_sql.vectors.provenance import recorded
+
+    if isinstance(allow, str) or not all(isinstance(a, str) for a in allow):
+        msg = f"allow_models={allow!r} must be a set of model names, e.g. {{'q-model', 'd-model'}}"
+        raise InvalidParameterError(msg)
+    wanted = {a.casefold() for a in allow}
+
+    def names(name: str) -> set[str]:
+        base = name.rsplit(":", 1)[0] if name.endswith((":int8", ":fp32")) else name
+        return {n.casefold() for n in (name, base, base.rsplit("/", 1)[-1])}
+
+    return {key for key, name in recorded().items() if key in allow or names(name) & wanted}
 
 
 def index_for(
@@ -123,6 +157,7 @@ def knn_join(
     exact: bool = False,
     where: np.ndarray | pa.Array | None = None,
     threads: int = 0,
+    allow_models: Collection[str] | None = None,
 ) -> pa.Table:
     """For each left row, its ``k`` nearest right rows.
 
@@ -138,6 +173,9 @@ def knn_join(
         Neighbours per left row (fewer when the right side has fewer rows).
     where
         Boolean mask over the right rows: a filter applied before the top-k.
+    allow_models
+        Two models whose vectors may be joined although they differ (two towers trained
+        as a pair); otherwise vectors of different models are refused.
     exact
         Brute force instead of HNSW when building the right index here.
 
@@ -150,7 +188,7 @@ def knn_join(
     k = check_k(k)
     rvec, rkey = _sides(vec, key, right_vec, right_key)
     index = index_for(right, vec=rvec, key=rkey, metric=metric, exact=exact, threads=threads)
-    check_models(_model_key(left, vec), index.model_key)
+    check_models(_model_key(left, vec), index.model_key, allow=allow_models)
     allowed = None
     if where is not None:
         allowed = np.asarray(where, dtype=bool)
@@ -249,8 +287,9 @@ def range_join(
     metric: str | Metric = "cos",
     exact: bool = False,
     threads: int = 0,
+    allow_models: Collection[str] | None = None,
 ) -> pa.Table:
-    """Every (left, right) pair within ``threshold`` distance.
+    """Every (left, right) pair within ``threshold`` distance (``allow_models`` as knn_join).
 
     With HNSW (``exact=False``) the candidates come from the graph, so a pair the graph
     does not reach can be missed (measured: 0.1-1.6 % of pairs); ``exact=True`` finds all.
@@ -263,7 +302,7 @@ def range_join(
     """
     rvec, rkey = _sides(vec, key, right_vec, right_key)
     index = index_for(right, vec=rvec, key=rkey, metric=metric, exact=exact, threads=threads)
-    check_models(_model_key(left, vec), index.model_key)
+    check_models(_model_key(left, vec), index.model_key, allow=allow_models)
     lname, rname, _ = RANGE_COLUMNS
     out: list[pa.RecordBatch] = []
     for vectors, keys in _batches(left, vec, key):

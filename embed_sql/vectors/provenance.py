@@ -124,6 +124,12 @@ def same_model(a: str, b: str) -> bool:
     return sa is not None and sb is not None and sa.name == sb.name
 
 
+def recorded() -> dict[str, str]:
+    """Return every model key recorded in this process, with its model's name."""
+    with _LOCK:
+        return {key: store.name for key, store in _STORES.items()}
+
+
 def model_name(model_key: str) -> str:
     """Return the name a recorded model key was recorded under (the key if unknown)."""
     store = _STORES.get(model_key)

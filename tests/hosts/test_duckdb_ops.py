@@ -118,7 +118,7 @@ def test_unknown_index_and_wrong_dimension_are_clear_errors(
     with pytest.raises(duckdb.Error, match=r"no vector index named 'nope' .*known: docs_index"):
         rows(con, "SELECT embed_knn(v, 'nope', 3) FROM docs_v")
     with pytest.raises(duckdb.Error, match=r"no vector index named 'nope'"):
-        rows(con, "SELECT embed_sql_knn(v, 'nope', 3, NULL, NULL, NULL, NULL) FROM docs_v")
+        rows(con, "SELECT embed_sql_knn(v, 'nope', 3, NULL, NULL, NULL, NULL, NULL) FROM docs_v")
     create_index(con, "docs", "docs_v")
     with pytest.raises(duckdb.Error, match=r"3 dimensions but the index has 32"):
         rows(con, "SELECT embed_knn([1, 2, 3]::FLOAT[3], 'docs', 3)")

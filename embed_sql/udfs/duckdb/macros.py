@@ -191,7 +191,7 @@ MACROS = (
         SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
                     ORDER BY t.m.rank)
         FROM (SELECT unnest(embed_sql_knn(vec, idx, k, NULL, NULL, embed_sql_fp_of(idx),
-                                          embed_sql_ctx())) AS m) AS t
+                                          embed_sql_ctx(), NULL)) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
     )
     """,
@@ -199,11 +199,12 @@ MACROS = (
     # own pipeline cost ~6 % more at 100k x 100k (benchmarks/sql_profile.py)
     """
     MACRO embed_knn_join(tbl, idx, k := 10, vec := 'v', key := 'id', allowed := NULL,
-                         allowed_key := 'id') AS TABLE
+                         allowed_key := 'id', allow_models := NULL) AS TABLE
         WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
                    embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k, allowed, allowed_key,
-                                 embed_sql_fp_of(idx), embed_sql_ctx()) AS matches
+                                 embed_sql_fp_of(idx), embed_sql_ctx(),
+                                 allow_models) AS matches
             FROM query_table(tbl)
         ),
         u AS (SELECT left_key, unnest(matches, recursive := true) FROM m)
@@ -212,11 +213,12 @@ MACROS = (
         ORDER BY u.left_key, u.rank
     """,
     """
-    MACRO embed_range_join(tbl, idx, threshold, vec := 'v', key := 'id') AS TABLE
+    MACRO embed_range_join(tbl, idx, threshold, vec := 'v', key := 'id',
+                           allow_models := NULL) AS TABLE
         WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
                    embed_sql_range(COLUMNS(lambda c: c = vec), idx, threshold,
-                                   embed_sql_fp_of(idx)) AS matches
+                                   embed_sql_fp_of(idx), allow_models) AS matches
             FROM query_table(tbl)
         ),
         u AS (SELECT left_key, unnest(matches, recursive := true) FROM m)
@@ -229,7 +231,7 @@ MACROS = (
         SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank
         FROM (SELECT unnest(embed_sql_knn(embed_sql_query_vector(idx, query), idx, k, NULL,
                                           NULL, embed_sql_fp_of(idx),
-                                          embed_sql_ctx())) AS m) AS t
+                                          embed_sql_ctx(), NULL)) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
         ORDER BY rank
     """,

@@ -42,6 +42,7 @@ def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
         allowed_keys: Arrays,
         fingerprints: Arrays,
         contexts: Arrays,
+        allows: Arrays,
     ) -> pa.Array:
         named = state.index(str(constant(names, "the index name")))
         named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
@@ -69,6 +70,7 @@ def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
             column_model(queries, what="the query vectors"),
             named.index.model_key,
             f"the query vectors and index {named.name!r}",
+            allow=constant(allows, "allow_models", allow_null=True),
         )
         res = named.index.search(queries, k, allowed=allowed)
         rows, cols = np.nonzero(res.labels >= 0)
@@ -89,15 +91,22 @@ def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
 def make_range(state: DatabaseState) -> Callable[..., pa.Array]:
     """Make ``embed_sql_range``: every indexed row within a distance per query vector."""
 
-    def within(vectors: Arrays, names: Arrays, ts: Arrays, fingerprints: Arrays) -> pa.Array:
+    def within(
+        vectors: Arrays, names: Arrays, ts: Arrays, fingerprints: Arrays, allows: Arrays
+    ) -> pa.Array:
         named = state.index(str(constant(names, "the index name")))
         named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
         threshold = float(constant(ts, "threshold"))
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)
-        qrows, labels, dist = named.index.range_search(
-            vector_matrix(arr, named.index.dim, "query"), threshold
+        queries = vector_matrix(arr, named.index.dim, "query")
+        check_models(
+            column_model(queries, what="the query vectors"),
+            named.index.model_key,
+            f"the query vectors and index {named.name!r}",
+            allow=constant(allows, "allow_models", allow_null=True),
         )
+        qrows, labels, dist = named.index.range_search(queries, threshold)
         counts = np.zeros(len(valid), dtype=np.int64)
         counts[valid] = np.bincount(qrows, minlength=int(valid.sum()))
         children = struct(

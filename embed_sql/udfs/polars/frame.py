@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 import polars as pl
@@ -91,12 +91,14 @@ class EmbedLazyFrame:
         metric: str = "cos",
         exact: bool = False,
         where: pl.Expr | None = None,
+        allow_models: Collection[str] | None = None,
     ) -> pl.LazyFrame:
         """Join each row to its ``k`` nearest rows of ``other``.
 
         Returns ``left_key``, ``right_key``, ``distance``, ``rank`` (as SQL's
         ``embed_knn_join``). ``where`` is a boolean expression on ``other``, applied before
-        the top-k, so ``k`` rows come back whenever ``k`` rows pass it.
+        the top-k, so ``k`` rows come back whenever ``k`` rows pass it. ``allow_models``
+        names two models trained as a pair (two towers) whose vectors may meet.
         """
         from embed_sql.vectors.join import check_k, knn_join
 
@@ -113,7 +115,16 @@ class EmbedLazyFrame:
                     )
                     raise InputTypeError(msg)
                 mask = flags.to_numpy()[theirs[rvec].is_not_null().to_numpy()]
-            return knn_join(left, right, k, metric=metric, exact=exact, where=mask, **sides)
+            return knn_join(
+                left,
+                right,
+                k,
+                metric=metric,
+                exact=exact,
+                where=mask,
+                allow_models=allow_models,
+                **sides,
+            )
 
         extra = {"distance": pl.Float32(), "rank": pl.Int32()}
         return self._pair(other, vec, key, right_vec, right_key, extra, join)
@@ -129,6 +140,7 @@ class EmbedLazyFrame:
         right_key: str | None = None,
         metric: str = "cos",
         exact: bool = False,
+        allow_models: Collection[str] | None = None,
     ) -> pl.LazyFrame:
         """Every pair within ``threshold``: ``left_key``, ``right_key``, ``distance``.
 
@@ -138,7 +150,15 @@ class EmbedLazyFrame:
         from embed_sql.vectors.join import range_join
 
         def join(left: pa.Table, _: pl.DataFrame, right: pa.Table, sides: dict) -> pa.Table:
-            return range_join(left, right, threshold, metric=metric, exact=exact, **sides)
+            return range_join(
+                left,
+                right,
+                threshold,
+                metric=metric,
+                exact=exact,
+                allow_models=allow_models,
+                **sides,
+            )
 
         return self._pair(other, vec, key, right_vec, right_key, {"distance": pl.Float32()}, join)
 
