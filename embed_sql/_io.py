@@ -11,6 +11,7 @@ than an hour (a younger one may belong to a writer still at work).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,7 +21,13 @@ from typing import BinaryIO
 
 from embed_sql.exceptions import InvalidParameterError
 
-__all__ = ["atomic_writer", "clean_leftovers", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "atomic_writer",
+    "clean_leftovers",
+    "clean_stale_dirs",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 _TMP = ".tmp-"
 
@@ -99,6 +106,26 @@ def clean_leftovers(
         try:
             if leftover.is_file() and leftover.stat().st_mtime < cutoff:
                 leftover.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def clean_stale_dirs(
+    folder: str | os.PathLike[str], prefix: str, older_than: float = 3600.0
+) -> int:
+    """Remove ``prefix*`` directories in ``folder`` left by a killed build; return the count.
+
+    Only those untouched for ``older_than`` seconds: a younger one may belong to a build
+    running now in another process.
+    """
+    removed = 0
+    cutoff = time.time() - older_than
+    for leftover in Path(folder).glob(f"{prefix}*"):
+        try:
+            if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover)
                 removed += 1
         except OSError:
             continue

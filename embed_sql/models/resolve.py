@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from embed_sql._io import clean_stale_dirs
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import export as _export
@@ -172,6 +173,7 @@ class _Cache:
         if existing is not None:
             return existing
         final.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_dirs(final.parent, ".tmp-")  # left by an export that was killed
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{variant}-", dir=final.parent))
         try:
             make(tmp)  # type: ignore[operator]

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import zipfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from embed_sql._io import clean_stale_dirs
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import registry
@@ -116,9 +116,7 @@ def _store(spec: ModelSpec, root: Path, fill: object, source: str) -> StaticFile
     """Make a cache entry with ``fill(tmpdir)``, atomically (temp folder, then rename)."""
     parent = root / spec.slug
     parent.mkdir(parents=True, exist_ok=True)
-    for stale in parent.glob(".tmp-static-*"):  # left by a killed fetch
-        if time.time() - stale.stat().st_mtime > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
+    clean_stale_dirs(parent, ".tmp-static-")  # left by a fetch that was killed
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-static-", dir=parent))
     try:
         fill(tmp)  # type: ignore[operator]

@@ -52,6 +52,24 @@ def test_export_leaves_only_complete_entries(tiny_source: Path, fresh_cache: Pat
     assert leftovers == []
 
 
+def test_an_export_removes_what_a_killed_export_left(tiny_source: Path, fresh_cache: Path) -> None:
+    import os
+    import time
+
+    from embed_sql.models.registry import spec_from_path
+
+    folder = fresh_cache / "models" / spec_from_path(tiny_source).slug
+    stale, young = folder / ".tmp-fp32-killed", folder / ".tmp-fp32-running"
+    for leftover in (stale, young):
+        (leftover / "model.onnx").parent.mkdir(parents=True)
+        (leftover / "model.onnx").write_bytes(b"half an export")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    models.resolve(tiny_source)
+    assert not stale.exists()  # an hour old: no export is still writing it
+    assert young.exists()  # may belong to an export running now in another process
+
+
 def test_failed_export_leaves_nothing_and_a_retry_succeeds(
     tiny_source: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
