@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from embed_sql.pipelines.analogy import RESULT as ANALOGY
 from embed_sql.pipelines.classify import result_type
+from embed_sql.udfs.duckdb.apps import RECOMMEND, make_analogy, make_classify, make_recommend
 from embed_sql.udfs.duckdb.results import CTX, VEC, Arrays
 from embed_sql.udfs.duckdb.search import (
     KNN,
@@ -35,10 +36,7 @@ from embed_sql.udfs.duckdb.tables import (
     CLUSTER,
     DEDUP,
     DRIFT,
-    RECOMMEND,
-    make_analogy,
     make_chunks,
-    make_classify,
     make_clean,
     make_cluster,
     make_create_index,
@@ -46,7 +44,6 @@ from embed_sql.udfs.duckdb.tables import (
     make_drift,
     make_drop_index,
     make_load_index,
-    make_recommend,
     make_refresh_index,
 )
 

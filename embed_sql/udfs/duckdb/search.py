@@ -22,6 +22,7 @@ from embed_sql.vectors.arrow import column_model
 from embed_sql.vectors.join import check_k, check_models
 
 if TYPE_CHECKING:
+    from embed_sql.udfs.duckdb.indexes import NamedIndex
     from embed_sql.udfs.duckdb.state import DatabaseState
 
 
@@ -29,6 +30,16 @@ if TYPE_CHECKING:
 
 KNN = pa.list_(pa.struct([("rank", pa.int32()), ("label", pa.int64()), ("distance", pa.float32())]))
 RANGE = pa.list_(pa.struct([("label", pa.int64()), ("distance", pa.float32())]))
+
+
+def _check_query_model(queries: np.ndarray, named: NamedIndex, allows: Arrays) -> None:
+    """Refuse query vectors of another model than the index's (unless allow_models names both)."""
+    check_models(
+        column_model(queries, what="the query vectors"),
+        named.index.model_key,
+        f"the query vectors and index {named.name!r}",
+        allow=constant(allows, "allow_models", allow_null=True),
+    )
 
 
 def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
@@ -66,12 +77,7 @@ def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)  # a NULL vector: an empty list
         queries = vector_matrix(arr, named.index.dim, "query")
-        check_models(
-            column_model(queries, what="the query vectors"),
-            named.index.model_key,
-            f"the query vectors and index {named.name!r}",
-            allow=constant(allows, "allow_models", allow_null=True),
-        )
+        _check_query_model(queries, named, allows)
         res = named.index.search(queries, k, allowed=allowed)
         rows, cols = np.nonzero(res.labels >= 0)
         children = struct(
@@ -100,12 +106,7 @@ def make_range(state: DatabaseState) -> Callable[..., pa.Array]:
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)
         queries = vector_matrix(arr, named.index.dim, "query")
-        check_models(
-            column_model(queries, what="the query vectors"),
-            named.index.model_key,
-            f"the query vectors and index {named.name!r}",
-            allow=constant(allows, "allow_models", allow_null=True),
-        )
+        _check_query_model(queries, named, allows)
         qrows, labels, dist = named.index.range_search(queries, threshold)
         counts = np.zeros(len(valid), dtype=np.int64)
         counts[valid] = np.bincount(qrows, minlength=int(valid.sum()))
