@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embed_sql.exceptions import ColumnNotFoundError, InvalidParameterError
+from embed_sql.udfs.duckdb import indexes
 from embed_sql.udfs.duckdb.macros import fingerprint_sql, quote_ident
 from embed_sql.udfs.duckdb.read import Context, check_columns, constant, reader
 from embed_sql.udfs.duckdb.results import Arrays, lists, repeat, struct
@@ -50,8 +51,7 @@ def make_recommend(state: DatabaseState) -> Callable[..., pa.Array]:
         table_fingerprints: Arrays,
         fingerprints: Arrays,
     ) -> pa.Array:
-        named = state.index(str(constant(names, "the index name")))
-        named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
+        named = indexes.fresh_index(state, names, fingerprints)
         table = str(constant(tables, "the table"))
         expected = constant(table_fingerprints, "the table's fingerprint", allow_null=True)
         user, item = str(constant(users, "user_key")), str(constant(items, "item_key"))

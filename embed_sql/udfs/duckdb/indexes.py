@@ -34,6 +34,7 @@ from embed_sql.udfs.duckdb.macros import (
 from embed_sql.udfs.duckdb.read import (
     Context,
     check_columns,
+    constant,
     fixed_vectors,
     read_source,
     reader,
@@ -81,6 +82,17 @@ class NamedIndex:
         self.index.meta.update(
             source=self.source or "", key=self.key, vec=self.vec, fingerprint=self.fingerprint or ""
         )
+
+
+def fresh_index(state: DatabaseState, names: object, fingerprints: object) -> NamedIndex:
+    """Return the named index a UDF names; refuse it if its table changed since the build.
+
+    ``names`` and ``fingerprints`` are the UDF's constant arguments (the index name, and
+    the fingerprint DuckDB computed of the index's table in the caller's snapshot).
+    """
+    named = state.index(str(constant(names, "the index name")))
+    named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
+    return named
 
 
 def index_name(name: object) -> str:

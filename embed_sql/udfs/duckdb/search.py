@@ -55,8 +55,7 @@ def make_knn(state: DatabaseState) -> Callable[..., pa.Array]:
         contexts: Arrays,
         allows: Arrays,
     ) -> pa.Array:
-        named = state.index(str(constant(names, "the index name")))
-        named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
+        named = indexes.fresh_index(state, names, fingerprints)
         k = check_k(constant(ks, "k"))
         allowed = None
         table = constant(allowed_tables, "allowed", allow_null=True)
@@ -100,8 +99,7 @@ def make_range(state: DatabaseState) -> Callable[..., pa.Array]:
     def within(
         vectors: Arrays, names: Arrays, ts: Arrays, fingerprints: Arrays, allows: Arrays
     ) -> pa.Array:
-        named = state.index(str(constant(names, "the index name")))
-        named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
+        named = indexes.fresh_index(state, names, fingerprints)
         threshold = float(constant(ts, "threshold"))
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)
@@ -168,8 +166,7 @@ def make_outlier_score(state: DatabaseState) -> Callable[..., pa.Array]:
     from embed_sql.pipelines.outliers import kth_distance
 
     def score(vectors: Arrays, names: Arrays, ks: Arrays, fingerprints: Arrays) -> pa.Array:
-        named = state.index(str(constant(names, "the index name")))
-        named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
+        named = indexes.fresh_index(state, names, fingerprints)
         k = check_k(constant(ks, "k"), most=len(named.index))
         arr = vectors.combine_chunks() if isinstance(vectors, pa.ChunkedArray) else vectors
         valid = np.asarray(arr.is_valid(), dtype=bool)
@@ -187,8 +184,7 @@ def make_outlier_threshold(state: DatabaseState) -> Callable[..., pa.Array]:
     fitted: dict[tuple[str, int, float, str | None], tuple[object, float]] = {}
 
     def threshold(names: Arrays, ks: Arrays, qs: Arrays, fingerprints: Arrays) -> pa.Array:
-        named = state.index(str(constant(names, "the index name")))
-        named.check_fresh(constant(fingerprints, "the fingerprint", allow_null=True))
+        named = indexes.fresh_index(state, names, fingerprints)
         k = check_k(constant(ks, "k"), most=len(named.index))
         q = float(constant(qs, "quantile"))
         key = (named.name, k, q, named.fingerprint)  # calibrate once per index state, k, q
