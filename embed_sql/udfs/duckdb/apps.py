@@ -1,24 +1,204 @@
-"""The UDFs behind the applications' SQL: recommendations, zero-shot labels, analogies."""
+"""The UDFs behind the applications' SQL: search, recommendations, zero-shot labels, analogies."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embed_sql.exceptions import ColumnNotFoundError, InvalidParameterError
+from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
 from embed_sql.udfs.duckdb import indexes
-from embed_sql.udfs.duckdb.macros import fingerprint_sql, quote_ident
+from embed_sql.udfs.duckdb.macros import fingerprint_of, fingerprint_sql, quote_ident
 from embed_sql.udfs.duckdb.read import Context, check_columns, constant, reader
 from embed_sql.udfs.duckdb.results import Arrays, lists, repeat, struct
+from embed_sql.vectors.join import check_k
 
 if TYPE_CHECKING:
+    from embed_sql.pipelines.search import BM25Index
+    from embed_sql.udfs.duckdb.indexes import NamedIndex
     from embed_sql.udfs.duckdb.state import DatabaseState
 
-__all__ = ["RECOMMEND", "make_analogy", "make_classify", "make_recommend"]
+__all__ = ["RECOMMEND", "SEARCH", "make_analogy", "make_classify", "make_recommend", "make_search"]
+
+SEARCH = pa.list_(
+    pa.struct(
+        [
+            ("label", pa.int64()),
+            ("rank", pa.int32()),
+            ("score", pa.float32()),
+            ("distance", pa.float32()),
+            ("bm25", pa.float32()),
+        ]
+    )
+)
+
+
+@dataclass
+class _Rows:
+    """What a search read of an index's table beyond its vectors, as of one fingerprint."""
+
+    fingerprint: str
+    labels: np.ndarray  # the index label of each row read (-1: a row not indexed)
+    bm25: BM25Index | None  # over the text column (None: not asked for)
+    groups: np.ndarray | None  # per label: its row's document, dictionary-encoded
+
+    def hits(self, query: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """BM25's top rows for ``query`` as index labels (rows not indexed dropped)."""
+        assert self.bm25 is not None
+        rows, scores = self.bm25.search([query], depth)
+        labels = np.where(rows >= 0, self.labels[np.maximum(rows, 0)], -1)
+        keep = labels[0] >= 0
+        return labels[:, keep], scores[:, keep]
+
+
+def make_search(state: DatabaseState) -> Callable[..., pa.Array]:
+    """Make ``embed_sql_search``: a text query's top rows, by vectors or hybrid with BM25."""
+    from embed_sql.pipelines.search import check_weight, depth_for, fuse
+    from embed_sql.udfs.duckdb.search import query_encoder
+
+    def run(
+        names: Arrays,
+        queries: Arrays,
+        ks: Arrays,
+        hybrids: Arrays,
+        texts: Arrays,
+        weights: Arrays,
+        documents: Arrays,
+        contexts: Arrays,
+        fingerprints: Arrays,
+        row_fingerprints: Arrays,
+    ) -> pa.Array:
+        named = indexes.fresh_index(state, names, fingerprints)
+        query = str(constant(queries, "the query"))
+        k = check_k(constant(ks, "k"))
+        hybrid = bool(constant(hybrids, "hybrid"))
+        weight = check_weight(constant(weights, "weight"))
+        text = constant(texts, "text", allow_null=True)
+        document = constant(documents, "document", allow_null=True)
+        rows = None
+        if hybrid or document is not None:
+            rows = _read_rows(
+                state,
+                named,
+                text=text,
+                document=document,
+                hybrid=hybrid,
+                context=Context.from_sql(constant(contexts, "the context")),
+                expected=constant(row_fingerprints, "the table's fingerprint", allow_null=True),
+            )
+        depth = depth_for(k, document is not None)
+        vectors = query_encoder(state, named).encode_numpy([query])
+        found = named.index.search(vectors, depth if rows is not None else k)
+        ranked = fuse(
+            k,
+            1,
+            vector=(found.labels, found.distances),
+            lexical=rows.hits(query, depth) if rows is not None and hybrid else None,
+            weight=weight,
+            groups=rows.groups if rows is not None else None,
+        )
+        children = struct(
+            {
+                "label": pa.array(ranked.row, pa.int64()),
+                "rank": pa.array(ranked.rank, pa.int32()),
+                "score": pa.array(ranked.score, pa.float32()),
+                "distance": pa.array(ranked.distance, pa.float32(), from_pandas=True),
+                "bm25": pa.array(ranked.bm25, pa.float32(), from_pandas=True),
+            }
+        )
+        return repeat(names, lists(np.array([len(ranked.row)]), children, SEARCH))
+
+    return run
+
+
+def _read_rows(
+    state: DatabaseState,
+    named: NamedIndex,
+    *,
+    text: str | None,
+    document: str | None,
+    hybrid: bool,
+    context: Context | None,
+    expected: str | None,
+) -> _Rows:
+    """Read the text (and document) column of an index's table, or reuse the last read."""
+    from embed_sql.pipelines.search import BM25Index
+
+    if named.source is None:
+        msg = (
+            f"index {named.name!r} answers for no table (it was loaded from a file without "
+            "one), so there is no text to rank by BM25 or documents to group by; search it "
+            "with hybrid := false, or create the index from its table"
+        )
+        raise InvalidParameterError(msg)
+    with reader(state, context) as cur:
+        types = check_columns(cur, named.source, {})
+        if hybrid and text is None:
+            text = _text_column(types, named, document)
+        for column, role in ((text, "text"), (document, "document")):
+            if column is not None and column not in types:
+                msg = (
+                    f"{role} column {column!r} is not in table {named.source}; its columns "
+                    f"are {list(types)}; name the right one with {role} := '...'"
+                )
+                raise ColumnNotFoundError(msg)
+        if hybrid and not types[str(text)].startswith("VARCHAR"):
+            msg = (
+                f"text column {text!r} of {named.source} is {types[str(text)]}, not VARCHAR; "
+                "BM25 ranks text: name a text column with text := '...'"
+            )
+            raise InputTypeError(msg)
+        cache_key = (text if hybrid else None, document)
+        cached = named.searched.get(cache_key)
+        if cached is not None and cached.fingerprint == expected:
+            return cached
+        picked = [f"{quote_ident(named.key)} AS key"]
+        picked += [f"{quote_ident(str(text))} AS text"] if hybrid else []
+        picked += [f"{quote_ident(str(document))}::VARCHAR AS document"] if document else []
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            read = cur.sql(
+                f"SELECT {', '.join(picked)}, hash(*COLUMNS(*)) AS h "
+                f"FROM query_table({_sql_literal(named.source)})"
+            ).to_arrow_table()
+        finally:
+            cur.execute("COMMIT")
+    now = fingerprint_of(read.column("h").combine_chunks().cast(pa.uint64()).to_numpy())
+    if expected is not None and expected != now:
+        msg = (
+            f"embed_search: table {named.source} differs between your transaction and "
+            "committed data; COMMIT first, so embed_sql reads the rows you see"
+        )
+        raise InvalidParameterError(msg)
+    pos = pc.index_in(read.column("key"), value_set=named.index.keys())
+    alive = named.index.labels()
+    labels = np.where(pos.is_valid(), alive[pos.fill_null(0)], -1).astype(np.int64)
+    groups = None
+    if document:
+        codes = np.asarray(pc.dictionary_encode(read.column("document").combine_chunks()).indices)
+        groups = np.full(named.index.label_count, -1, dtype=np.int64)
+        groups[labels[labels >= 0]] = codes[labels >= 0]
+    bm25 = BM25Index(read.column("text").combine_chunks()) if hybrid else None
+    rows = _Rows(now, labels, bm25, groups)
+    named.searched[cache_key] = rows
+    return rows
+
+
+def _text_column(types: dict[str, str], named: NamedIndex, document: str | None) -> str:
+    """Return the one text column of an index's table, when ``text :=`` is not given."""
+    found = [c for c, t in types.items() if t == "VARCHAR" and c not in (named.key, document)]
+    if len(found) == 1:
+        return found[0]
+    msg = (
+        f"hybrid := true ranks by BM25 over a text column of {named.source}; it has "
+        f"{len(found) or 'no'} VARCHAR columns besides the key {found or ''}: name one with "
+        "text := '...'"
+    )
+    raise InvalidParameterError(msg)
 
 
 RECOMMEND = pa.list_(

@@ -19,7 +19,14 @@ import pyarrow as pa
 
 from embed_sql.pipelines.analogy import RESULT as ANALOGY
 from embed_sql.pipelines.classify import result_type
-from embed_sql.udfs.duckdb.apps import RECOMMEND, make_analogy, make_classify, make_recommend
+from embed_sql.udfs.duckdb.apps import (
+    RECOMMEND,
+    SEARCH,
+    make_analogy,
+    make_classify,
+    make_recommend,
+    make_search,
+)
 from embed_sql.udfs.duckdb.results import CTX, VEC, Arrays
 from embed_sql.udfs.duckdb.search import (
     KNN,
@@ -89,6 +96,13 @@ SPECS = (
     FunctionSpec("embed_sql_knn", (VEC, _S, _I, _S, _S, _S, CTX, pa.list_(_S)), KNN, make_knn),
     FunctionSpec("embed_sql_range", (VEC, _S, _D, _S, pa.list_(_S)), RANGE, make_range),
     FunctionSpec("embed_sql_query_vector", (_S, _S), VEC, make_query_vector),
+    FunctionSpec(
+        "embed_sql_search",
+        (_S, _S, _I, _B, _S, _D, _S, CTX, _S, _S),
+        SEARCH,
+        make_search,
+        side_effects=True,
+    ),
     FunctionSpec("embed_sql_index_source", (_S,), _S, lambda s: index_lookup(s, "source")),
     FunctionSpec("embed_sql_index_key", (_S,), _S, lambda s: index_lookup(s, "key")),
     FunctionSpec("embed_sql_index_vec", (_S,), _S, lambda s: index_lookup(s, "vec")),

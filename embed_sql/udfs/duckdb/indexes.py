@@ -15,7 +15,7 @@ macros join to return keys in their own type (``h`` is the hash of the row's vec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,6 +64,8 @@ class NamedIndex:
     key: str = "id"
     vec: str = "v"
     fingerprint: str | None = None
+    # embed_search's reads beyond the vectors (BM25, documents), by (text, document) column
+    searched: dict[tuple[str | None, str | None], Any] = field(default_factory=dict)
 
     def check_fresh(self, fingerprint: object) -> None:
         """Refuse to answer when the table no longer matches the index."""

@@ -16,7 +16,10 @@ a connection of their own:
   snapshot. A build compares it with its own read (so an uncommitted change cannot slip
   between the two) and every query compares it with the index's (so a stale index refuses
   to answer instead of returning deleted rows);
-- ``embed_sql_fp_of(idx)``: the same for an index's source table.
+- ``embed_sql_fp_of(idx)``: the same for an index's source table;
+- ``embed_sql_fp_rows(idx, wanted)``: the sum of ``hash`` of whole rows of an index's
+  table, for the operators that read more of it than the key and vector (``"0:0"`` when
+  not ``wanted``).
 
 Index results carry row labels; keys come back in their own type by joining the index's
 key table in the in-memory catalog :data:`STATE_CATALOG`, attached beside the user's
@@ -162,6 +165,11 @@ MACROS = (
         FROM query_table(tbl))
     """,
     """
+    MACRO embed_sql_fp_rows(idx, wanted) AS (
+        SELECT count(*)::VARCHAR || ':' || coalesce(sum(hash(*COLUMNS(*))), 0)::VARCHAR
+        FROM query_table(embed_sql_index_source(idx)) WHERE wanted)
+    """,
+    """
     MACRO embed_sql_fp_of(idx) AS
         embed_sql_fp(embed_sql_index_source(idx), embed_sql_index_key(idx),
                      embed_sql_index_vec(idx))
@@ -226,12 +234,18 @@ MACROS = (
         FROM u JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = u.label
         ORDER BY u.left_key, u.distance, kk.key
     """,
+    # a text query: by vectors, or hybrid (BM25 over a text column of the index's table,
+    # fused by reciprocal rank); the whole-row fingerprint is only computed when that
+    # column is read (for hybrid := true or document := ...)
     """
-    MACRO embed_search(idx, query, k := 10) AS TABLE
-        SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank
-        FROM (SELECT unnest(embed_sql_knn(embed_sql_query_vector(idx, query), idx, k, NULL,
-                                          NULL, embed_sql_fp_of(idx),
-                                          embed_sql_ctx(), NULL)) AS m) AS t
+    MACRO embed_search(idx, query, k := 10, hybrid := false, text := NULL, weight := 0.5,
+                       document := NULL) AS TABLE
+        SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank,
+               t.m.score AS score, t.m.bm25 AS bm25
+        FROM (SELECT unnest(embed_sql_search(
+                  idx, query, k, hybrid, text, weight, document, embed_sql_ctx(),
+                  embed_sql_fp_of(idx),
+                  embed_sql_fp_rows(idx, hybrid OR document IS NOT NULL))) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
         ORDER BY rank
     """,

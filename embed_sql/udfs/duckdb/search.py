@@ -22,6 +22,7 @@ from embed_sql.vectors.arrow import column_model
 from embed_sql.vectors.join import check_k, check_models
 
 if TYPE_CHECKING:
+    from embed_sql.models.encoder import TextEncoder
     from embed_sql.udfs.duckdb.indexes import NamedIndex
     from embed_sql.udfs.duckdb.state import DatabaseState
 
@@ -123,21 +124,25 @@ def make_query_vector(state: DatabaseState) -> Callable[..., pa.Array]:
         name = str(constant(names, "the index name"))
         named = state.index(name)
         constant(texts, "the query")  # a NULL query is refused, not silently empty
-        if not named.index.model:
-            msg = (
-                f"index {name!r} was built without a model, so it cannot embed a text query; "
-                "pass a vector instead: FROM embed_knn_join(...) or embed_knn(vec, idx, k)"
-            )
-            raise InvalidParameterError(msg)
-        # the database's own encoder of that model first: the name the index recorded may
-        # be one this process no longer resolves (a model added, then removed)
-        same = [e for e in state.encoders.values() if e.key == named.index.model_key]
-        encoder = same[0] if same else shared_encoder(named.index.model)
-        out = encoder.encode(texts)
+        out = query_encoder(state, named).encode(texts)
         out = out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
         return out.cast(VEC)
 
     return query_vector
+
+
+def query_encoder(state: DatabaseState, named: NamedIndex) -> TextEncoder:
+    """Return the encoder of the model an index's vectors were made with, for text queries."""
+    if not named.index.model:
+        msg = (
+            f"index {named.name!r} was built without a model, so it cannot embed a text "
+            "query; pass a vector instead: FROM embed_knn_join(...) or embed_knn(vec, idx, k)"
+        )
+        raise InvalidParameterError(msg)
+    # the database's own encoder of that model first: the name the index recorded may
+    # be one this process no longer resolves (a model added, then removed)
+    same = [e for e in state.encoders.values() if e.key == named.index.model_key]
+    return same[0] if same else shared_encoder(named.index.model)
 
 
 def index_lookup(state: DatabaseState, what: str) -> Callable[..., pa.Array]:

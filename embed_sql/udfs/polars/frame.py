@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from embed_sql.exceptions import ColumnNotFoundError, InputTypeError
+from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
 from embed_sql.vectors.arrow import fixed_vectors
@@ -25,6 +25,7 @@ from embed_sql.vectors.arrow import fixed_vectors
 __all__ = ["EmbedFrame", "EmbedLazyFrame"]
 
 ModelRef = str | ModelSpec | os.PathLike[str]
+_ROW = "__embed_sql_row"  # a row-position column no frame has
 
 
 def _arrow(
@@ -299,44 +300,62 @@ class EmbedLazyFrame:
         vec: str = "v",
         model: ModelRef | None = None,
         metric: str = "cos",
+        hybrid: bool = False,
+        text: str | None = None,
+        weight: float = 0.5,
+        document: str | None = None,
     ) -> pl.LazyFrame:
         """Return the ``k`` rows closest to ``query`` (embedded with ``model``).
 
-        Adds ``distance`` and ``rank`` (as SQL's ``embed_search``), closest first.
+        Adds ``distance``, ``rank``, ``score`` and ``bm25`` (as SQL's ``embed_search``),
+        best first. ``hybrid=True`` fuses BM25 over the ``text`` column with the vector
+        ranking (``weight``: the vector side's share); ``document=`` keeps each document's
+        best row only. See :func:`embed_sql.pipelines.search.search`.
         """
-        from embed_sql.vectors.index import VectorIndex
+        from embed_sql.pipelines.search import check_weight, search
         from embed_sql.vectors.join import check_k
 
         if not isinstance(query, str):
             msg = f"search() takes the query as a str, got {type(query).__name__}"
             raise InputTypeError(msg)
         check_k(k)
-        encoder = shared_encoder(model)  # resolve now: an unknown model fails here
+        check_weight(weight)
+        shared_encoder(model)  # resolve now: an unknown model fails here
         schema = dict(self._lf.collect_schema())
-        if vec not in schema:
-            msg = (
-                f"vector column {vec!r} not in the frame; its columns are {list(schema)}; use vec="
-            )
-            raise ColumnNotFoundError(msg)
-        schema.update(distance=pl.Float32(), rank=pl.Int32())
+        for column, role in ((vec, "vec"), (text, "text"), (document, "document")):
+            if column is not None and column not in schema:
+                msg = (
+                    f"{role} column {column!r} not in the frame; its columns are "
+                    f"{list(schema)}; use {role}="
+                )
+                raise ColumnNotFoundError(msg)
+        if hybrid and text is None:
+            msg = "hybrid=True ranks by BM25 too: name the text column, e.g. text='body'"
+            raise InvalidParameterError(msg)
+        added = {"distance": pl.Float32(), "rank": pl.Int32(), "score": pl.Float32()}
+        schema.update(added, bm25=pl.Float32())
 
         def run(df: pl.DataFrame) -> pl.DataFrame:
-            if df.height == 0:
-                return df.with_columns(
-                    distance=pl.lit(None, pl.Float32), rank=pl.lit(None, pl.Int32)
-                )
-            index = VectorIndex.build(
-                fixed_vectors(df[vec].to_arrow(), vec, "the frame"),
-                pa.array(np.arange(df.height)),
+            rows = pa.array(np.arange(df.height, dtype=np.int64))
+            columns = [c for c in (vec, text, document) if c is not None]
+            table = _arrow(df, columns, vec=vec).append_column(_ROW, rows)
+            found = search(
+                table,
+                query,
+                k=k,
+                vec=vec,
+                key=_ROW,
+                text=text,
+                hybrid=hybrid,
+                weight=weight,
+                document=document,
+                model=model,
                 metric=metric,
-                exact=True,
             )
-            res = index.search(encoder.encode_numpy([query]), k)
-            hit = res.labels[0] >= 0
-            rows = res.labels[0][hit]
-            return df[rows.tolist()].with_columns(
-                distance=pl.Series(res.distances[0][hit], dtype=pl.Float32),
-                rank=pl.Series(np.arange(1, len(rows) + 1), dtype=pl.Int32),
+            picked = df[found.column("key").to_pylist()] if found.num_rows else df.clear()
+            return picked.with_columns(
+                pl.Series(name, found.column(name), dtype=dtype)  # NULLs stay NULL
+                for name, dtype in (*added.items(), ("bm25", pl.Float32()))
             )
 
         return self._defer(schema, run)
