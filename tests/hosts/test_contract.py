@@ -23,6 +23,7 @@ import embed_sql
 import embed_sql.polars
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.pipelines import drift, outliers, preprocess
+from embed_sql.pipelines.fuzzy import fuzzy_join
 from embed_sql.pipelines.search import search
 from embed_sql.vectors import VectorIndex, cluster, dedup, knn_join, range_join
 
@@ -176,6 +177,25 @@ def hybrid_search_rows(d: Data, host: str) -> list[tuple]:
     return _rows(hits, ["id", *cols])
 
 
+def fuzzy_join_rows(d: Data, host: str) -> list[tuple]:
+    cols = ["left_key", "right_key", "char_score", "semantic_score", "score", "rank"]
+    typos = pa.table({"id": [1, 2, 3], "title": ["burito resturant", None, "bank rate"]})
+    if host == "python":
+        found = fuzzy_join(typos, d.arrow, 3, text="title", semantic=0.3, model=d.model)
+        return _rows(found, cols)
+    if host == "sql":
+        d.con.register("typos_src", typos)
+        d.con.execute("CREATE OR REPLACE TABLE typos AS FROM typos_src").fetchall()
+        return _round(
+            d.sql(
+                "FROM embed_fuzzy_join('typos', 'docs', 'title', 'title', k := 3, semantic := 0.3)"
+            )
+        )
+    frame: pl.DataFrame = pl.from_arrow(typos)  # type: ignore[assignment]
+    found_pl = frame.embed.fuzzy_join(d.frame, text="title", k=3, semantic=0.3, model=d.model)
+    return _rows(found_pl, cols)
+
+
 def dedup_rows(d: Data, host: str) -> list[tuple]:
     cols = ["key", "group_id", "representative", "keep"]
     if host == "python":
@@ -235,6 +255,7 @@ OPERATORS: dict[str, Callable[[Data, str], list[tuple]]] = {
     "range_join": range_join_rows,
     "search": search_rows,
     "hybrid_search": hybrid_search_rows,
+    "fuzzy_join": fuzzy_join_rows,
     "dedup": dedup_rows,
     "cluster": cluster_rows,
     "chunks": chunk_rows,
@@ -261,6 +282,16 @@ SHARED = {
     "knn_join": {"k", "vec", "key"},
     "range_join": {"threshold", "vec", "key"},
     "search": {"k", "hybrid", "text", "weight", "document"},
+    "fuzzy_join": {
+        "k",
+        "text",
+        "key",
+        "right_text",
+        "right_key",
+        "scorer",
+        "semantic",
+        "threshold",
+    },
     "dedup": {"threshold", "vec", "key", "metric"},
     "cluster": {"k", "threshold", "vec", "key", "metric", "seed"},
     "chunks": {"max_tokens", "overlap"},  # Python chunks arrays: keys are values, not a column
@@ -298,6 +329,7 @@ def test_parameter_names_are_the_same_in_sql_polars_and_python(data: Data) -> No
                 "knn_join": "knn_join",
                 "range_join": "range_join",
                 "search": "search",
+                "fuzzy_join": "fuzzy_join",
                 "dedup": "dedup",
                 "cluster": "cluster",
                 "chunks": "chunks",
@@ -308,6 +340,7 @@ def test_parameter_names_are_the_same_in_sql_polars_and_python(data: Data) -> No
             "knn_join": _py_params(lazy.knn_join),
             "range_join": _py_params(lazy.range_join),
             "search": _py_params(lazy.search),
+            "fuzzy_join": _py_params(lazy.fuzzy_join),
             "dedup": _py_params(lazy.dedup),
             "cluster": _py_params(lazy.cluster),
             "chunks": _py_params(lazy.chunk),
@@ -317,6 +350,7 @@ def test_parameter_names_are_the_same_in_sql_polars_and_python(data: Data) -> No
             "knn_join": _py_params(knn_join),
             "range_join": _py_params(range_join),
             "search": _py_params(search),
+            "fuzzy_join": _py_params(fuzzy_join),
             "dedup": _py_params(dedup),
             "cluster": _py_params(cluster),
             "chunks": _py_params(preprocess.chunk),
@@ -329,7 +363,7 @@ def test_parameter_names_are_the_same_in_sql_polars_and_python(data: Data) -> No
             assert not missing, f"{host} {op} lacks {sorted(missing)}"
             assert not ops[op] & RETIRED, f"{host} {op} still uses {sorted(ops[op] & RETIRED)}"
     eager, lazy_ns = embed_sql.polars.EmbedFrame, embed_sql.polars.EmbedLazyFrame
-    for name in ("knn_join", "range_join", "dedup", "cluster", "search", "chunk"):
+    for name in ("knn_join", "range_join", "fuzzy_join", "dedup", "cluster", "search", "chunk"):
         assert (
             inspect.signature(getattr(eager, name)).parameters.keys()
             == inspect.signature(getattr(lazy_ns, name)).parameters.keys()

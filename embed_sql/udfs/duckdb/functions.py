@@ -20,10 +20,12 @@ import pyarrow as pa
 from embed_sql.pipelines.analogy import RESULT as ANALOGY
 from embed_sql.pipelines.classify import result_type
 from embed_sql.udfs.duckdb.apps import (
+    FUZZY,
     RECOMMEND,
     SEARCH,
     make_analogy,
     make_classify,
+    make_fuzzy_join,
     make_recommend,
     make_search,
 )
@@ -141,6 +143,13 @@ SPECS = (
         (_S, _S, _S, _S, _I, _S, _S, _D, _D, CTX, _S, _S),
         RECOMMEND,
         make_recommend,
+        side_effects=True,
+    ),
+    FunctionSpec(
+        "embed_sql_fuzzy_join",
+        (_S, _S, _S, _S, _I, _S, _S, _S, _D, _D, CTX, _S, _S),
+        FUZZY,
+        make_fuzzy_join,
         side_effects=True,
     ),
     FunctionSpec("embed_sql_outlier_score", (VEC, _S, _I, _S), pa.float32(), make_outlier_score),

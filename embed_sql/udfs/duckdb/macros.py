@@ -316,6 +316,34 @@ MACROS = (
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = r.item_label
         ORDER BY users.user_key, r.rank
     """,
+    # -- fuzzy matching: typo-tolerant matches of two string columns -------------------
+    """
+    MACRO embed_fuzzy_join(left_tbl, right_tbl, text, right_text, k := 5, key := 'id',
+                           right_key := NULL, scorer := 'ratio', semantic := 0.0,
+                           threshold := NULL) AS TABLE
+        WITH m AS (
+            SELECT unnest(embed_sql_fuzzy_join(
+                       left_tbl, right_tbl, text, right_text, k, key,
+                       coalesce(right_key, key), scorer, semantic, threshold, embed_sql_ctx(),
+                       embed_sql_fp(left_tbl, key, text),
+                       embed_sql_fp(right_tbl, coalesce(right_key, key), right_text)),
+                   recursive := true)
+        ),
+        lk AS (
+            SELECT DISTINCT COLUMNS(lambda c: c = key) AS key,
+                   COLUMNS(lambda c: c = key)::VARCHAR AS key_text
+            FROM query_table(left_tbl)
+        ),
+        rk AS (
+            SELECT DISTINCT COLUMNS(lambda c: c = coalesce(right_key, key)) AS key,
+                   COLUMNS(lambda c: c = coalesce(right_key, key))::VARCHAR AS key_text
+            FROM query_table(right_tbl)
+        )
+        SELECT lk.key AS left_key, rk.key AS right_key, m.char_score AS char_score,
+               m.semantic_score AS semantic_score, m.score AS score, m.rank AS rank
+        FROM m JOIN lk ON lk.key_text = m.left_text JOIN rk ON rk.key_text = m.right_text
+        ORDER BY lk.key, m.rank
+    """,
     # -- zero-shot labels: the closest label per text, with the database's embed model ----
     """
     MACRO embed_classify(text, labels, template := 'This text is about {}.') AS

@@ -191,6 +191,61 @@ class EmbedLazyFrame:
 
         return self._defer(schema, run)
 
+    def fuzzy_join(
+        self,
+        other: pl.LazyFrame | pl.DataFrame,
+        *,
+        text: str = "text",
+        k: int = 5,
+        key: str = "id",
+        right_text: str | None = None,
+        right_key: str | None = None,
+        scorer: str = "ratio",
+        semantic: float = 0.0,
+        threshold: float | None = None,
+        model: ModelRef | None = None,
+    ) -> pl.LazyFrame:
+        """Match each row's string ``text`` to the ``k`` most similar of ``other``'s.
+
+        Typo-tolerant: candidates by character n-gram vectors, scored by rapidfuzz
+        (``scorer``) and, with ``semantic > 0``, the sentence model. Returns
+        ``left_key``, ``right_key``, ``char_score``, ``semantic_score``, ``score``, ``rank``
+        (as SQL's ``embed_fuzzy_join``); see :func:`embed_sql.pipelines.fuzzy.fuzzy_join`.
+        """
+        from embed_sql.pipelines.fuzzy import fuzzy_join
+        from embed_sql.vectors.join import check_k
+
+        check_k(k)
+        right = other.lazy()
+        rtext, rkey = _sides(text, key, right_text, right_key)
+        schema = {
+            "left_key": self._key_type(self._lf, key, "frame"),
+            "right_key": self._key_type(right, rkey, "other frame"),
+            "char_score": pl.Float32(),
+            "semantic_score": pl.Float32(),
+            "score": pl.Float32(),
+            "rank": pl.Int32(),
+        }
+
+        def run(df: pl.DataFrame) -> pl.DataFrame:
+            return _frame(
+                fuzzy_join(
+                    _arrow(df, [key, text]),
+                    _arrow(right.collect(), [rkey, rtext], "other frame"),
+                    k,
+                    text=text,
+                    key=key,
+                    right_text=rtext,
+                    right_key=rkey,
+                    scorer=scorer,
+                    semantic=semantic,
+                    threshold=threshold,
+                    model=model,
+                )
+            )
+
+        return self._defer(schema, run)
+
     def dedup(
         self, *, threshold: float, vec: str = "v", key: str = "id", metric: str = "cos"
     ) -> pl.LazyFrame:
@@ -434,6 +489,7 @@ class EmbedFrame:
 
     knn_join = _eager("knn_join")
     range_join = _eager("range_join")
+    fuzzy_join = _eager("fuzzy_join")
     dedup = _eager("dedup")
     cluster = _eager("cluster")
     recommend = _eager("recommend")
