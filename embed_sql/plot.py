@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embed_sql.exceptions import MissingDependencyError
+from embed_sql.exceptions import InvalidParameterError, MissingDependencyError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["drift_figure", "figure_html"]
+__all__ = ["drift_figure", "embedding_map", "figure_html", "project"]
 
 _REFERENCE, _CURRENT = "#4c72b0", "#dd8452"
 
@@ -68,6 +68,144 @@ def drift_figure(
         right.set_title(f"drifted components: {share:.0%} (orange)")
     fig.suptitle(title)
     return fig
+
+
+def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+    """Return ``(n, 2)`` coordinates of ``vectors``: PCA (default) or UMAP (cosine).
+
+    UMAP needs ``umap-learn`` (not a dependency: ``pip install umap-learn``); PCA is an SVD
+    of the centred vectors, deterministic up to the sign of each axis (fixed here).
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        msg = f"a map needs at least two vectors as an (n, d) matrix, got shape {x.shape}"
+        raise InvalidParameterError(msg)
+    if not np.isfinite(x).all():
+        msg = "vectors with NaN or Inf cannot be placed on a map; filter them out first"
+        raise InvalidParameterError(msg)
+    if method == "pca":
+        centred = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        axes = vt[:2]
+        axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
+        out = centred @ axes.T
+        return out if out.shape[1] == 2 else np.column_stack([out, np.zeros(len(out))])
+    if method == "umap":
+        try:
+            import umap  # type: ignore[import-not-found]
+        except ImportError as exc:
+            msg = "method='umap' needs umap-learn: pip install umap-learn (or use method='pca')"
+            raise MissingDependencyError(msg) from exc
+        reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed)
+        return np.asarray(reducer.fit_transform(x))
+    msg = f"method={method!r}: use 'pca' (default) or 'umap'"
+    raise InvalidParameterError(msg)
+
+
+# colour-blind-safe qualitative colours (Okabe-Ito), then matplotlib's tab20 for more groups
+_PALETTE = (
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+)  # fmt: skip
+
+
+def embedding_map(
+    vectors: np.ndarray,
+    color: Sequence[object] | None = None,
+    *,
+    labels: Sequence[str | None] | None = None,
+    method: str = "pca",
+    title: str | None = None,
+    max_labels: int = 12,
+    seed: int = 0,
+) -> Figure:
+    """Draw an embedding column on a 2-D map, coloured by a label or cluster.
+
+    Parameters
+    ----------
+    vectors
+        ``(n, d)`` vectors (NULL rows already dropped).
+    color
+        One group per point (a topic, a cluster id); a legend names each group. Up to 20
+        groups get their own colour; more are drawn grey.
+    labels
+        Texts to write beside a few points: ``max_labels`` of them, spread over the map
+        (the point farthest from those already labelled comes next), cut to 40 characters.
+    method
+        ``"pca"`` (default) or ``"umap"`` (needs ``umap-learn``).
+    title
+        The figure's title (default: the method and the number of points).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Shown inline in notebooks; ``fig.savefig("map.png")`` writes a PNG.
+    """
+    xy = project(vectors, method, seed=seed)
+    fig = _figure_class()(figsize=(8, 6), layout="constrained")
+    ax = fig.subplots()
+    if color is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=10, alpha=0.6, c=_PALETTE[0], linewidths=0)
+    else:
+        groups = [str(g) for g in color]
+        if len(groups) != len(xy):
+            msg = f"color has {len(groups)} values for {len(xy)} vectors; give one per vector"
+            raise InvalidParameterError(msg)
+        names = sorted(set(groups), key=lambda g: (-groups.count(g), g))
+        palette = list(_PALETTE) + [_tab20(i) for i in range(20 - len(_PALETTE))]
+        for i, name in enumerate(names):
+            at = np.array([g == name for g in groups])
+            shown = name if i < 20 else None
+            ax.scatter(
+                xy[at, 0], xy[at, 1], s=10, alpha=0.7, linewidths=0,
+                c=palette[i] if i < 20 else "#bbbbbb", label=shown,
+            )  # fmt: skip
+        extra = f" (+{len(names) - 20} more in grey)" if len(names) > 20 else ""
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", markerscale=2,
+            frameon=False, title=f"{len(names)} groups{extra}",
+        )  # fmt: skip
+    if labels is not None:
+        _annotate(ax, xy, labels, max_labels)
+    axis = "PC" if method == "pca" else "UMAP"
+    ax.set(xlabel=f"{axis} 1", ylabel=f"{axis} 2", xticks=[], yticks=[])
+    ax.set_title(title or f"{len(xy):,} vectors, {method.upper()}")
+    return fig
+
+
+def _tab20(i: int) -> str:
+    from matplotlib import colormaps, colors
+
+    return str(colors.to_hex(colormaps["tab20"](i)))
+
+
+def _annotate(ax: object, xy: np.ndarray, labels: Sequence[str | None], most: int) -> None:
+    """Label up to ``most`` points, spread out: each next one farthest from those taken."""
+    texts = list(labels)
+    if len(texts) != len(xy):
+        msg = f"labels has {len(texts)} values for {len(xy)} vectors; give one per vector"
+        raise InvalidParameterError(msg)
+    have = [i for i, t in enumerate(texts) if t]
+    if not have or most <= 0:
+        return
+    span = np.ptp(xy, axis=0)
+    scaled = xy / np.where(span == 0, 1, span)
+    picked = [have[int(np.argmin(np.linalg.norm(scaled[have] - scaled[have].mean(0), axis=1)))]]
+    gap = np.linalg.norm(scaled[have] - scaled[picked[0]], axis=1)
+    while len(picked) < min(most, len(have)):
+        nxt = have[int(np.argmax(gap))]
+        picked.append(nxt)
+        gap = np.minimum(gap, np.linalg.norm(scaled[have] - scaled[nxt], axis=1))
+    middle = xy.min(axis=0) + span / 2
+    for i in picked:
+        text = str(texts[i])
+        short = text if len(text) <= 40 else text[:39] + "…"
+        right, top = xy[i, 0] > middle[0], xy[i, 1] > middle[1]  # write towards the centre
+        ax.annotate(  # type: ignore[attr-defined]
+            short, xy[i], xytext=(-4 if right else 4, -4 if top else 4),
+            textcoords="offset points", fontsize=7, ha="right" if right else "left",
+            va="top" if top else "bottom",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
+        )  # fmt: skip
 
 
 def figure_html(fig: Figure, *, alt: str = "figure", dpi: int = 80) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -20,7 +21,10 @@ import pyarrow as pa
 from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
-from embed_sql.vectors.arrow import fixed_vectors
+from embed_sql.vectors.arrow import fixed_vectors, to_numpy
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EmbedFrame", "EmbedLazyFrame"]
 
@@ -495,3 +499,35 @@ class EmbedFrame:
     recommend = _eager("recommend")
     search = _eager("search")
     chunk = _eager("chunk")
+
+    def plot(
+        self,
+        vec: str = "v",
+        *,
+        color: str | None = None,
+        labels: str | None = None,
+        method: str = "pca",
+        title: str | None = None,
+        max_labels: int = 12,
+    ) -> Figure:
+        """Draw the vector column on a 2-D map (PCA, or UMAP), coloured by a column.
+
+        Rows with a NULL vector are left out. ``labels`` names a text column written beside
+        a few spread-out points. Returns a matplotlib Figure (inline in notebooks;
+        ``.savefig("map.png")``); see :func:`embed_sql.plot.embedding_map`.
+        """
+        from embed_sql.plot import embedding_map
+
+        wanted = [c for c in (vec, color, labels) if c is not None]
+        table = _arrow(self._df, wanted, vec=vec)
+        keep = table.column(vec).is_valid()
+        table = table.filter(keep)
+        vectors = to_numpy(table.column(vec))
+        return embedding_map(
+            vectors,
+            table.column(color).to_pylist() if color else None,
+            labels=table.column(labels).to_pylist() if labels else None,
+            method=method,
+            title=title,
+            max_labels=max_labels,
+        )
