@@ -102,9 +102,12 @@ def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.nd
     raise InvalidParameterError(msg)
 
 
-# colour-blind-safe qualitative colours (Okabe-Ito), then matplotlib's tab20 for more groups
+# matplotlib's tab10 (distinct hues), then the light tones of tab20: 20 groups in colour
 _PALETTE = (
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )  # fmt: skip
 
 
@@ -128,8 +131,9 @@ def embedding_map(
         One group per point (a topic, a cluster id); a legend names each group. Up to 20
         groups get their own colour; more are drawn grey.
     labels
-        Texts to write beside a few points: ``max_labels`` of them, spread over the map
-        (the point farthest from those already labelled comes next), cut to 40 characters.
+        Texts to write beside a few points: up to ``max_labels`` of them, spread over the
+        map (the point farthest from those already labelled comes next; none that would
+        crowd another), cut to 40 characters.
     method
         ``"pca"`` (default) or ``"umap"`` (needs ``umap-learn``).
     title
@@ -151,7 +155,7 @@ def embedding_map(
             msg = f"color has {len(groups)} values for {len(xy)} vectors; give one per vector"
             raise InvalidParameterError(msg)
         names = sorted(set(groups), key=lambda g: (-groups.count(g), g))
-        palette = list(_PALETTE) + [_tab20(i) for i in range(20 - len(_PALETTE))]
+        palette = _PALETTE
         for i, name in enumerate(names):
             at = np.array([g == name for g in groups])
             shown = name if i < 20 else None
@@ -172,12 +176,6 @@ def embedding_map(
     return fig
 
 
-def _tab20(i: int) -> str:
-    from matplotlib import colormaps, colors
-
-    return str(colors.to_hex(colormaps["tab20"](i)))
-
-
 def _annotate(ax: object, xy: np.ndarray, labels: Sequence[str | None], most: int) -> None:
     """Label up to ``most`` points, spread out: each next one farthest from those taken."""
     texts = list(labels)
@@ -188,10 +186,12 @@ def _annotate(ax: object, xy: np.ndarray, labels: Sequence[str | None], most: in
     if not have or most <= 0:
         return
     span = np.ptp(xy, axis=0)
-    scaled = xy / np.where(span == 0, 1, span)
+    # a label is wide and short: points count as close when within a third of the map's
+    # width and a tenth of its height; labels stop when none is clear of those taken
+    scaled = (xy / np.where(span == 0, 1, span)) * np.array([3.0, 10.0])
     picked = [have[int(np.argmin(np.linalg.norm(scaled[have] - scaled[have].mean(0), axis=1)))]]
     gap = np.linalg.norm(scaled[have] - scaled[picked[0]], axis=1)
-    while len(picked) < min(most, len(have)):
+    while len(picked) < min(most, len(have)) and gap.max() > 1.0:
         nxt = have[int(np.argmax(gap))]
         picked.append(nxt)
         gap = np.minimum(gap, np.linalg.norm(scaled[have] - scaled[nxt], axis=1))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,7 +47,9 @@ RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al.; Elasticsea
 
 def _bm25s():  # type: ignore[no-untyped-def]
     try:
-        import bm25s
+        with warnings.catch_warnings():  # bm25s imports tqdm.auto: no widgets is no matter
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import bm25s
         import Stemmer
     except ImportError as exc:
         msg = (
