@@ -1,4 +1,6 @@
-"""The ``embed-sql demo``: similar sentences, then semantic search in DuckDB and in Polars.
+"""The ``embed-sql demo``: similar sentences, search in DuckDB and Polars, applications.
+
+The applications are zero-shot labels, hybrid search and fuzzy matching, in SQL.
 
 Runs on the embedded default model, offline. Each host step runs only when its extra is
 installed, and says so when it is not.
@@ -97,8 +99,65 @@ def _polars_search(model: str, query: str) -> None:
         print(f"  {score:.3f}  {title}")
 
 
+LABELS = ["business", "sport", "politics", "technology", "weather", "film"]
+TYPOS = ("burito", "procesor", "parliment", "festivle")
+
+
+def _applications(model: str) -> None:
+    try:
+        import duckdb
+    except ImportError:
+        print("\n4. Applications in SQL: skipped (pip install 'embed-sql[duckdb]')")
+        return
+    from embed_sql.udfs.duckdb import register
+
+    con = duckdb.connect()
+    register(con, model=model)
+    con.execute("CREATE TABLE news (id INTEGER, title VARCHAR)").fetchall()
+    con.executemany("INSERT INTO news VALUES (?, ?)", [list(h) for h in HEADLINES])
+    print("\n4. Applications in SQL")
+    sql = f"SELECT title, embed_classify(title, {LABELS}).label FROM news ORDER BY id"
+    print(f"   zero-shot labels: {sql}")
+    for title, label in con.sql(sql).fetchall()[:4]:
+        print(f"  {label:10}  {title}")
+    con.execute("CREATE TABLE news_v AS SELECT id, title, embed(title) AS v FROM news").fetchall()
+    con.execute("SELECT embed_create_index('news_index', 'news_v')").fetchall()
+    sql = (
+        "SELECT n.title, s.bm25 FROM embed_search('news_index', 'processor', k := 2, "
+        "hybrid := true) s JOIN news n ON n.id = s.key ORDER BY s.rank"
+    )
+    try:
+        found = con.sql(sql).fetchall()
+    except duckdb.Error as exc:
+        print(f"   hybrid search: skipped ({str(exc).split(': ')[-1][:70]})")
+    else:
+        print(f"   hybrid search (BM25 + vectors):\n   {sql}")
+        for title, bm25 in found:
+            side = f"bm25 {bm25:.2f}" if bm25 is not None else "vectors  "
+            print(f"  {side}  {title}")
+    con.execute(
+        "CREATE TABLE words AS SELECT DISTINCT lower(w) AS word FROM (SELECT "
+        "unnest(regexp_split_to_array(title, '[^A-Za-z]+')) AS w FROM news) WHERE w <> ''"
+    ).fetchall()
+    con.execute("CREATE TABLE typos AS SELECT unnest($1) AS typo", [list(TYPOS)]).fetchall()
+    sql = (
+        "SELECT left_key, right_key, round(score, 2)::DECIMAL(3, 2) FROM embed_fuzzy_join("
+        "'typos', 'words', 'typo', 'word', k := 1, key := 'typo', right_key := 'word')"
+    )
+    try:
+        matched = con.sql(sql).fetchall()
+    except duckdb.Error as exc:
+        print(f"   fuzzy matching: skipped ({str(exc).split(': ')[-1][:70]})")
+    else:
+        print(f"   fuzzy matching (typos to the headlines' words):\n   {sql}")
+        for typo, word, score in matched:
+            print(f"  {typo:>10} -> {word} ({score})")
+    con.close()
+
+
 def run(model: str, *, pairs: int = 3, query: str = "food") -> None:
     """Print the demo to stdout."""
     _similar_pairs(model, pairs)
     _duckdb_search(model, query)
     _polars_search(model, query)
+    _applications(model)

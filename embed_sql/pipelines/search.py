@@ -19,6 +19,7 @@ call :class:`BM25Index` and :func:`fuse`.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import warnings
@@ -51,6 +52,10 @@ def _bm25s():  # type: ignore[no-untyped-def]
             warnings.filterwarnings("ignore", message="IProgress not found")
             import bm25s
         import Stemmer
+
+        log = logging.getLogger("bm25s")
+        if log.level == logging.DEBUG:  # bm25s sets its own logger to DEBUG on import; its
+            log.setLevel(logging.WARNING)  # debug lines would reach any configured handler
     except ImportError as exc:
         msg = (
             "hybrid search needs bm25s and PyStemmer; install the extra: "

@@ -24,6 +24,7 @@ def run(name: str, capsys: pytest.CaptureFixture[str], *args: str) -> str:
 def test_every_script_is_tested() -> None:
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"bbc", "make_notebook"}
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    # (make_notebook.py: tests/integration/test_notebook.py)
     assert scripts <= tested
 
 
@@ -96,3 +97,16 @@ def test_embedding_map(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     out = run("embedding_map.py", capsys, str(tmp_path / "map.png"))
     assert "742 headlines drawn" in out
     assert (tmp_path / "map.png").stat().st_size > 20_000
+
+
+def test_demo_shows_the_applications_on_the_default_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from embed_sql.cli import main
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "politics    Parliament votes on the new housing bill" in out
+    assert "bm25 0." in out.split("hybrid search")[1].splitlines()[2]  # the word 'processor'
+    for typo, word in (("burito", "burrito"), ("parliment", "parliament")):
+        assert f"{typo} -> {word} (" in out

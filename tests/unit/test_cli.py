@@ -46,6 +46,8 @@ def test_demo_prints_pairs_and_searches_in_both_hosts(
     assert "2. DuckDB: semantic search for 'food'" in out
     assert "the same through a vector index" in out
     assert "3. Polars" in out
+    assert "4. Applications in SQL" in out
+    assert "procesor -> processor" in out  # fuzzy matching needs no model
 
 
 def _vectors_parquet(path: Path, x: object) -> Path:
