@@ -33,6 +33,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.markdown import print_table  # noqa: E402
+
 
 def all_pairs(left: list[str], right: list[str]) -> np.ndarray:
     from rapidfuzz import fuzz, process, utils
@@ -162,10 +164,7 @@ def main() -> None:
             )
     header = ("data", "pairs", "candidates", "top-1 accuracy", "seconds", "speed vs all pairs")
     print("fuzz.ratio on every scored pair; 2 cores; one run each\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.markdown import print_table  # noqa: E402
+
 MODELS = ("all-MiniLM-L6-v2", "potion-base-8M")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
@@ -107,10 +109,7 @@ def main() -> None:
         "drift: other topics",
     )
     print(f"BBC News, {len(titles)} articles (titles and lead sentences)\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

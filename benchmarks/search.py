@@ -23,6 +23,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.markdown import print_table  # noqa: E402
+
 
 def main() -> None:
     from embed_sql.models.encoder import shared_encoder
@@ -81,10 +83,7 @@ def main() -> None:
         "ms/query",
     )
     print("BBC News, 2,225 articles; 38 judged queries\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

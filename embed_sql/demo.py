@@ -8,6 +8,8 @@ installed, and says so when it is not.
 
 from __future__ import annotations
 
+from typing import Any
+
 from embed_sql.models.encoder import shared_encoder
 
 __all__ = ["HEADLINES", "run"]
@@ -48,12 +50,8 @@ def _similar_pairs(model: str, pairs: int) -> None:
         print(f"  {sim:.3f}  {SENTENCES[i]}\n         {SENTENCES[j]}")
 
 
-def _duckdb_search(model: str, query: str) -> None:
-    try:
-        import duckdb
-    except ImportError:
-        print("\n2. DuckDB: skipped (pip install 'embed-sql[duckdb]')")
-        return
+def _news(duckdb: Any, model: str) -> Any:
+    """Return a registered connection with the headlines (``news``) and vectors (``news_v``)."""
     from embed_sql.udfs.duckdb import register
 
     con = duckdb.connect()
@@ -61,6 +59,17 @@ def _duckdb_search(model: str, query: str) -> None:
     con.execute("CREATE TABLE news (id INTEGER, title VARCHAR)").fetchall()
     con.executemany("INSERT INTO news VALUES (?, ?)", [list(h) for h in HEADLINES])
     con.execute("CREATE TABLE news_v AS SELECT id, title, embed(title) AS v FROM news").fetchall()
+    return con
+
+
+def _duckdb_search(model: str, query: str) -> None:
+    try:
+        import duckdb
+    except ImportError:
+        print("\n2. DuckDB: skipped (pip install 'embed-sql[duckdb]')")
+        return
+
+    con = _news(duckdb, model)
     sql = (
         "SELECT array_cosine_similarity(v, embed(?)) AS score, title "
         "FROM news_v ORDER BY score DESC LIMIT 3"
@@ -109,18 +118,12 @@ def _applications(model: str) -> None:
     except ImportError:
         print("\n4. Applications in SQL: skipped (pip install 'embed-sql[duckdb]')")
         return
-    from embed_sql.udfs.duckdb import register
-
-    con = duckdb.connect()
-    register(con, model=model)
-    con.execute("CREATE TABLE news (id INTEGER, title VARCHAR)").fetchall()
-    con.executemany("INSERT INTO news VALUES (?, ?)", [list(h) for h in HEADLINES])
+    con = _news(duckdb, model)
     print("\n4. Applications in SQL")
     sql = f"SELECT title, embed_classify(title, {LABELS}).label FROM news ORDER BY id"
     print(f"   zero-shot labels: {sql}")
     for title, label in con.sql(sql).fetchall()[:4]:
         print(f"  {label:10}  {title}")
-    con.execute("CREATE TABLE news_v AS SELECT id, title, embed(title) AS v FROM news").fetchall()
     con.execute("SELECT embed_create_index('news_index', 'news_v')").fetchall()
     sql = (
         "SELECT n.title, s.bm25 FROM embed_search('news_index', 'processor', k := 2, "
