@@ -132,3 +132,20 @@ def test_python_and_polars_refusals(tiny_source: Path) -> None:
         pl.from_arrow(table).embed.search("x", weight=-1)  # type: ignore[union-attr]
     with pytest.raises(ColumnNotFoundError, match="text column 'nope' not in the frame"):
         pl.from_arrow(table).lazy().embed.search("x", text="nope", hybrid=True)  # type: ignore[union-attr]
+
+
+def test_whole_number_arguments_are_checked_by_name(con: duckdb.DuckDBPyConnection) -> None:
+    for sql in (
+        "FROM embed_search('pix', 'x', k := 2.5)",
+        "FROM embed_knn_join('pv', 'pix', k := 2.5)",
+        "SELECT embed_knn(v, 'pix', 2.5) FROM pv",
+        "FROM embed_cluster('pv', k := 1.5)",
+        "FROM embed_recommend('pv', 'pix', user_key := 'doc', item_key := 'id', k := 0.5)",
+    ):
+        with pytest.raises(duckdb.Error, match=r"k := [0-9.]+: give a whole number"):
+            con.sql(sql).fetchall()
+    with pytest.raises(duckdb.Error, match=r"max_tokens := 3000000000: give a whole number"):
+        con.sql("FROM embed_chunks('p', 'body', max_tokens := 3e9)").fetchall()
+    assert len(rows(con, "FROM embed_search('pix', 'x', k := 2.0)")) == 2  # 2.0 is whole
+    with pytest.raises(duckdb.Error, match="k=None|k is NULL"):
+        con.sql("FROM embed_search('pix', 'x', k := NULL)").fetchall()

@@ -90,8 +90,42 @@ def embed_function(state: DatabaseState, name: str) -> Callable[[Arrays], pa.Arr
 _S, _I, _D, _B, _L = pa.string(), pa.int32(), pa.float64(), pa.bool_(), pa.int64()
 CLASSIFY = result_type()
 
+
+def make_int(_: DatabaseState) -> Callable[..., pa.Array]:
+    """Make ``embed_sql_int``: a whole-number argument (``k := 5``) as INTEGER, or refuse.
+
+    The macros pass their integer arguments through it, so ``k := 2.5`` or ``k := 1e12``
+    get an error naming the parameter instead of a binder error about an internal
+    function's signature (DuckDB would otherwise find no ``embed_sql_*`` overload).
+    """
+    import numpy as np
+
+    from embed_sql.exceptions import InvalidParameterError
+    from embed_sql.udfs.duckdb.read import constant
+
+    def run(values: Arrays, names: Arrays) -> pa.Array:
+        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = np.isfinite(x) & ((x != np.round(x)) | (np.abs(x) > 2**31 - 1))
+        bad |= np.isinf(x)
+        if bad.any():
+            name = str(constant(names, "the parameter name"))
+            value = float(x[np.flatnonzero(bad)[0]])
+            shown = int(value) if value.is_integer() else value
+            msg = f"{name} := {shown}: give a whole number (an INTEGER), e.g. {name} := 5"
+            raise InvalidParameterError(msg)
+        return pa.array(
+            np.where(np.isfinite(x), x, 0).astype(np.int32),
+            pa.int32(),
+            mask=~np.asarray(arr.is_valid()),
+        )
+
+    return run
+
+
 SPECS = (
     FunctionSpec("embed_clean", (_S,), _S, make_clean, null_in_null_out=True),
+    FunctionSpec("embed_sql_int", (_D, _S), _I, make_int),
     FunctionSpec("embed_sql_classify", (_S, pa.list_(_S), _S), CLASSIFY, make_classify),
     FunctionSpec("embed_sql_analogy", (_S, _S, _S, _I, _S), pa.list_(ANALOGY), make_analogy),
     FunctionSpec("embed_sql_chunks", (_S, _I, _I), CHUNKS, make_chunks),

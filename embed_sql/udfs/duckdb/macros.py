@@ -198,8 +198,8 @@ MACROS = (
     MACRO embed_knn(vec, idx, k := 10) AS (
         SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
                     ORDER BY t.m.rank)
-        FROM (SELECT unnest(embed_sql_knn(vec, idx, k, NULL, NULL, embed_sql_fp_of(idx),
-                                          embed_sql_ctx(), NULL)) AS m) AS t
+        FROM (SELECT unnest(embed_sql_knn(vec, idx, embed_sql_int(k, 'k'), NULL, NULL,
+                                          embed_sql_fp_of(idx), embed_sql_ctx(), NULL)) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
     )
     """,
@@ -210,8 +210,8 @@ MACROS = (
                          allowed_key := 'id', allow_models := NULL) AS TABLE
         WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
-                   embed_sql_knn(COLUMNS(lambda c: c = vec), idx, k, allowed, allowed_key,
-                                 embed_sql_fp_of(idx), embed_sql_ctx(),
+                   embed_sql_knn(COLUMNS(lambda c: c = vec), idx, embed_sql_int(k, 'k'),
+                                 allowed, allowed_key, embed_sql_fp_of(idx), embed_sql_ctx(),
                                  allow_models) AS matches
             FROM query_table(tbl)
         ),
@@ -243,8 +243,8 @@ MACROS = (
         SELECT kk.key AS key, t.m.distance AS distance, t.m.rank AS rank,
                t.m.score AS score, t.m.bm25 AS bm25
         FROM (SELECT unnest(embed_sql_search(
-                  idx, query, k, hybrid, text, weight, document, embed_sql_ctx(),
-                  embed_sql_fp_of(idx),
+                  idx, query, embed_sql_int(k, 'k'), hybrid, text, weight, document,
+                  embed_sql_ctx(), embed_sql_fp_of(idx),
                   embed_sql_fp_rows(idx, hybrid OR document IS NOT NULL))) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
         ORDER BY rank
@@ -271,7 +271,8 @@ MACROS = (
     MACRO embed_cluster(tbl, k := NULL, threshold := NULL, vec := 'v', key := 'id',
                         metric := 'cos', seed := 0) AS TABLE
         WITH g AS (
-            SELECT unnest(embed_sql_cluster(tbl, vec, key, k, threshold, metric, seed,
+            SELECT unnest(embed_sql_cluster(tbl, vec, key, embed_sql_int(k, 'k'), threshold, metric,
+                                            embed_sql_int(seed, 'seed'),
                                             embed_sql_ctx(), embed_sql_fp(tbl, key, vec))) AS s
         ),
         src AS (
@@ -286,7 +287,9 @@ MACROS = (
     """
     MACRO embed_chunks(tbl, col, max_tokens := 256, overlap := 32, key := 'id') AS TABLE
         SELECT COLUMNS(lambda c: c = key) AS key,
-               unnest(embed_sql_chunks(COLUMNS(lambda c: c = col), max_tokens, overlap),
+               unnest(embed_sql_chunks(COLUMNS(lambda c: c = col),
+                                       embed_sql_int(max_tokens, 'max_tokens'),
+                                       embed_sql_int(overlap, 'overlap')),
                       recursive := true)
         FROM query_table(tbl)
     """,
@@ -301,7 +304,8 @@ MACROS = (
                           weight := NULL, time := NULL, half_life := NULL,
                           diversity := 0.0) AS TABLE
         WITH r AS (
-            SELECT unnest(embed_sql_recommend(tbl, idx, user_key, item_key, k, weight, time,
+            SELECT unnest(embed_sql_recommend(tbl, idx, user_key, item_key,
+                                              embed_sql_int(k, 'k'), weight, time,
                                               half_life, diversity, embed_sql_ctx(),
                                               embed_sql_fp(tbl, user_key, item_key),
                                               embed_sql_fp_of(idx)), recursive := true)
@@ -323,7 +327,7 @@ MACROS = (
                            threshold := NULL) AS TABLE
         WITH m AS (
             SELECT unnest(embed_sql_fuzzy_join(
-                       left_tbl, right_tbl, text, right_text, k, key,
+                       left_tbl, right_tbl, text, right_text, embed_sql_int(k, 'k'), key,
                        coalesce(right_key, key), scorer, semantic, threshold, embed_sql_ctx(),
                        embed_sql_fp(left_tbl, key, text),
                        embed_sql_fp(right_tbl, coalesce(right_key, key), right_text)),
@@ -352,20 +356,20 @@ MACROS = (
     # -- analogies: a is to b as c is to ? (word vectors) ---------------------------------
     """
     MACRO embed_analogy(a, b, c, k := 5, model := 'glove-6b-50d') AS TABLE
-        SELECT unnest(embed_sql_analogy(a, b, c, k, model), recursive := true)
+        SELECT unnest(embed_sql_analogy(a, b, c, embed_sql_int(k, 'k'), model), recursive := true)
     """,
     # -- novelty: distance to the k-th nearest row of a reference index, and its cut ------
     """
     MACRO embed_outlier_score(vec, idx, k := 5) AS
-        embed_sql_outlier_score(vec, idx, k, embed_sql_fp_of(idx))
+        embed_sql_outlier_score(vec, idx, embed_sql_int(k, 'k'), embed_sql_fp_of(idx))
     """,
     """
     MACRO embed_outlier_threshold(idx, k := 5, quantile := 0.99) AS
-        embed_sql_outlier_threshold(idx, k, quantile, embed_sql_fp_of(idx))
+        embed_sql_outlier_threshold(idx, embed_sql_int(k, 'k'), quantile, embed_sql_fp_of(idx))
     """,
     """
     MACRO embed_is_outlier(vec, idx, k := 5, quantile := 0.99) AS
-        embed_sql_outlier_score(vec, idx, k, embed_sql_fp_of(idx))
-        > embed_sql_outlier_threshold(idx, k, quantile, embed_sql_fp_of(idx))
+        embed_sql_outlier_score(vec, idx, embed_sql_int(k, 'k'), embed_sql_fp_of(idx))
+        > embed_sql_outlier_threshold(idx, embed_sql_int(k, 'k'), quantile, embed_sql_fp_of(idx))
     """,
 )
