@@ -358,3 +358,16 @@ def test_knn_join_filters_by_an_allowed_key_table_before_the_top_k(
             con,
             "FROM embed_knn_join('many', 'many_index', allowed := 'names', allowed_key := 'doc')",
         )
+
+
+def test_double_vectors_are_searched_like_float_ones(con: duckdb.DuckDBPyConnection) -> None:
+    create_index(con, "docs", "docs_v", exact=True)
+    as_float = rows(con, "SELECT id, embed_knn(v, 'docs', 2) FROM docs_v ORDER BY id")
+    as_double = rows(con, "SELECT id, embed_knn(v::DOUBLE[], 'docs', 2) FROM docs_v ORDER BY id")
+    assert [[m["key"] for m in ms] for _, ms in as_double] == [
+        [m["key"] for m in ms] for _, ms in as_float
+    ]
+    con.execute("CREATE TABLE docs_d AS SELECT id, v::DOUBLE[] AS v FROM docs_v").fetchall()
+    assert len(rows(con, "FROM embed_knn_join('docs_d', 'docs', k := 2)")) == 2 * len(TITLES)
+    with pytest.raises(duckdb.Error, match="VARCHAR"):
+        rows(con, "SELECT embed_knn(title, 'docs', 2) FROM docs_v")

@@ -21,7 +21,9 @@ a connection of their own:
   table, for the operators that read more of it than the key and vector (``"0:0"`` when
   not ``wanted``).
 
-Index results carry row labels; keys come back in their own type by joining the index's
+Vector arguments are cast to ``FLOAT[]`` in the macros, so a ``DOUBLE[d]`` column works (and
+a column that is no vector fails with DuckDB's cast error, naming its type). Index results
+carry row labels; keys come back in their own type by joining the index's
 key table in the in-memory catalog :data:`STATE_CATALOG`, attached beside the user's
 databases and shared by every connection to them.
 """
@@ -198,7 +200,7 @@ MACROS = (
     MACRO embed_knn(vec, idx, k := 10) AS (
         SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
                     ORDER BY t.m.rank)
-        FROM (SELECT unnest(embed_sql_knn(vec, idx, embed_sql_int(k, 'k'), NULL, NULL,
+        FROM (SELECT unnest(embed_sql_knn(vec::FLOAT[], idx, embed_sql_int(k, 'k'), NULL, NULL,
                                           embed_sql_fp_of(idx), embed_sql_ctx(), NULL)) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
     )
@@ -210,7 +212,7 @@ MACROS = (
                          allowed_key := 'id', allow_models := NULL) AS TABLE
         WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
-                   embed_sql_knn(COLUMNS(lambda c: c = vec), idx, embed_sql_int(k, 'k'),
+                   embed_sql_knn(COLUMNS(lambda c: c = vec)::FLOAT[], idx, embed_sql_int(k, 'k'),
                                  allowed, allowed_key, embed_sql_fp_of(idx), embed_sql_ctx(),
                                  allow_models) AS matches
             FROM query_table(tbl)
@@ -225,7 +227,7 @@ MACROS = (
                            allow_models := NULL) AS TABLE
         WITH m AS MATERIALIZED (
             SELECT COLUMNS(lambda c: c = key) AS left_key,
-                   embed_sql_range(COLUMNS(lambda c: c = vec), idx, threshold,
+                   embed_sql_range(COLUMNS(lambda c: c = vec)::FLOAT[], idx, threshold,
                                    embed_sql_fp_of(idx), allow_models) AS matches
             FROM query_table(tbl)
         ),
@@ -361,7 +363,7 @@ MACROS = (
     # -- novelty: distance to the k-th nearest row of a reference index, and its cut ------
     """
     MACRO embed_outlier_score(vec, idx, k := 5) AS
-        embed_sql_outlier_score(vec, idx, embed_sql_int(k, 'k'), embed_sql_fp_of(idx))
+        embed_sql_outlier_score(vec::FLOAT[], idx, embed_sql_int(k, 'k'), embed_sql_fp_of(idx))
     """,
     """
     MACRO embed_outlier_threshold(idx, k := 5, quantile := 0.99) AS
@@ -369,7 +371,7 @@ MACROS = (
     """,
     """
     MACRO embed_is_outlier(vec, idx, k := 5, quantile := 0.99) AS
-        embed_sql_outlier_score(vec, idx, embed_sql_int(k, 'k'), embed_sql_fp_of(idx))
+        embed_sql_outlier_score(vec::FLOAT[], idx, embed_sql_int(k, 'k'), embed_sql_fp_of(idx))
         > embed_sql_outlier_threshold(idx, embed_sql_int(k, 'k'), quantile, embed_sql_fp_of(idx))
     """,
 )
