@@ -147,5 +147,5 @@ def test_whole_number_arguments_are_checked_by_name(con: duckdb.DuckDBPyConnecti
     with pytest.raises(duckdb.Error, match=r"max_tokens := 3000000000: give a whole number"):
         con.sql("FROM embed_chunks('p', 'body', max_tokens := 3e9)").fetchall()
     assert len(rows(con, "FROM embed_search('pix', 'x', k := 2.0)")) == 2  # 2.0 is whole
-    with pytest.raises(duckdb.Error, match="k=None|k is NULL"):
+    with pytest.raises(duckdb.Error, match=r"k=None|k is NULL"):
         con.sql("FROM embed_search('pix', 'x', k := NULL)").fetchall()
