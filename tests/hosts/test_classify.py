@@ -73,3 +73,27 @@ def test_bad_labels_and_templates_are_refused(
             con.sql("SELECT embed_classify('x', NULL::VARCHAR[])").fetchall()
     finally:
         con.close()
+
+
+def test_sql_model_names_a_registered_alias_or_a_model(tiny_source: Path, tmp_path: Path) -> None:
+    from tests.tiny_model import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "other", seed=7)
+    con = duckdb.connect()
+    try:
+        embed_sql.register(con, model=str(tiny_source), models={"other": str(other)})
+        default = con.sql(f"SELECT embed_classify('tennis', {LABELS})").fetchall()[0][0]
+        by_alias = con.sql(
+            f"SELECT embed_classify('tennis', {LABELS}, model := 'other')"
+        ).fetchall()[0][0]
+        by_path = con.sql(
+            f"SELECT embed_classify('tennis', {LABELS}, model := '{other}')"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    want = classify(["tennis"], LABELS, model=str(other)).to_pylist()[0]
+    assert by_alias == pytest.approx(want)
+    assert by_path == pytest.approx(want)
+    assert default == pytest.approx(
+        classify(["tennis"], LABELS, model=str(tiny_source)).to_pylist()[0]
+    )

@@ -20,6 +20,7 @@ from embed_sql.vectors.join import check_k
 if TYPE_CHECKING:
     import duckdb
 
+    from embed_sql.models.encoder import TextEncoder
     from embed_sql.pipelines.search import BM25Index
     from embed_sql.udfs.duckdb.indexes import NamedIndex
     from embed_sql.udfs.duckdb.state import DatabaseState
@@ -431,15 +432,30 @@ def make_classify(state: DatabaseState) -> Callable[..., pa.Array]:
     """Make ``embed_sql_classify``: each text's closest label, with the database's model."""
     from embed_sql.pipelines.classify import classify_vectors, label_vectors
 
-    def run(texts: Arrays, labels: Arrays, templates: Arrays) -> pa.Array:
+    def run(texts: Arrays, labels: Arrays, templates: Arrays, models: Arrays) -> pa.Array:
         names = constant(labels, "labels")
         template = constant(templates, "template")
-        encoder = state.default
+        model = constant(models, "model", allow_null=True)
+        encoder = state.default if model is None else _encoder_named(state, str(model))
         matrix = label_vectors(encoder, names, template)
         vectors = state.cache.encode(encoder, texts) if state.cache else encoder.encode(texts)
         return classify_vectors(vectors, list(names), matrix)
 
     return run
+
+
+def _encoder_named(state: DatabaseState, model: str) -> TextEncoder:
+    """Return the encoder ``model := '...'`` names.
+
+    An alias registered on this database (``'fast'`` for ``embed_fast``) first, else a model
+    name or path.
+    """
+    for sql_name in (f"embed_{model}", model):
+        if sql_name in state.encoders:
+            return state.encoders[sql_name]
+    from embed_sql.models.encoder import shared_encoder
+
+    return shared_encoder(model)
 
 
 def make_analogy(_: DatabaseState) -> Callable[..., pa.Array]:

@@ -126,7 +126,7 @@ def make_int(_: DatabaseState) -> Callable[..., pa.Array]:
 SPECS = (
     FunctionSpec("embed_clean", (_S,), _S, make_clean, null_in_null_out=True),
     FunctionSpec("embed_sql_int", (_D, _S), _I, make_int),
-    FunctionSpec("embed_sql_classify", (_S, pa.list_(_S), _S), CLASSIFY, make_classify),
+    FunctionSpec("embed_sql_classify", (_S, pa.list_(_S), _S, _S), CLASSIFY, make_classify),
     FunctionSpec("embed_sql_analogy", (_S, _S, _S, _I, _S), pa.list_(ANALOGY), make_analogy),
     FunctionSpec("embed_sql_chunks", (_S, _I, _I), CHUNKS, make_chunks),
     FunctionSpec("embed_sql_knn", (VEC, _S, _I, _S, _S, _S, CTX, pa.list_(_S)), KNN, make_knn),

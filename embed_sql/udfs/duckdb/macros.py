@@ -352,8 +352,8 @@ MACROS = (
     """,
     # -- zero-shot labels: the closest label per text, with the database's embed model ----
     """
-    MACRO embed_classify(text, labels, template := 'This text is about {}.') AS
-        embed_sql_classify(text, labels, template)
+    MACRO embed_classify(text, labels, template := 'This text is about {}.', model := NULL) AS
+        embed_sql_classify(text, labels, template, model)
     """,
     # -- analogies: a is to b as c is to ? (word vectors) ---------------------------------
     """
