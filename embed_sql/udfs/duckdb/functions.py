@@ -20,15 +20,14 @@ import pyarrow as pa
 from embed_sql.pipelines.analogy import RESULT as ANALOGY
 from embed_sql.pipelines.classify import result_type
 from embed_sql.udfs.duckdb.apps import (
-    FUZZY,
     RECOMMEND,
     SEARCH,
     make_analogy,
     make_classify,
-    make_fuzzy_join,
     make_recommend,
     make_search,
 )
+from embed_sql.udfs.duckdb.fuzzy import FUZZY, make_fuzzy_join
 from embed_sql.udfs.duckdb.results import CTX, VEC, Arrays
 from embed_sql.udfs.duckdb.search import (
     KNN,

@@ -44,6 +44,7 @@ __all__ = [
     "quote_ident",
     "row_hash_sql",
     "split_name",
+    "sql_literal",
 ]
 
 STATE_CATALOG = "embed_sql"
@@ -119,7 +120,7 @@ def keys_table(index: str) -> str:
 
 def row_hash_sql(key: str, vec: str) -> str:
     """Return the per-row hash the fingerprint sums: ``hash(key, vector)`` in table order."""
-    return f"hash(*COLUMNS(lambda c: c = {_literal(key)} OR c = {_literal(vec)}))"
+    return f"hash(*COLUMNS(lambda c: c = {sql_literal(key)} OR c = {sql_literal(vec)}))"
 
 
 def fingerprint_sql(table: str, key: str, vec: str) -> str:
@@ -146,7 +147,14 @@ def fingerprint_of(hashes: np.ndarray) -> str:
     return f"{len(h)}:{(high << 32) + low}"
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """Quote ``text`` as a SQL string literal.
+
+    Examples
+    --------
+    >>> print(sql_literal("it's"))
+    'it''s'
+    """
     return "'" + text.replace("'", "''") + "'"
 
 

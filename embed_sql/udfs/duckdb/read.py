@@ -25,7 +25,13 @@ from embed_sql.exceptions import (
     InputTypeError,
     InvalidParameterError,
 )
-from embed_sql.udfs.duckdb.macros import fingerprint_of, quote_ident, row_hash_sql, split_name
+from embed_sql.udfs.duckdb.macros import (
+    fingerprint_of,
+    quote_ident,
+    row_hash_sql,
+    split_name,
+    sql_literal,
+)
 from embed_sql.vectors.arrow import fixed_vectors
 
 if TYPE_CHECKING:
@@ -115,7 +121,7 @@ def check_columns(
     cur: duckdb.DuckDBPyConnection, table: str, wanted: dict[str, str]
 ) -> dict[str, str]:
     """Refuse a missing column, or a vector column that is not a list; return the types."""
-    rel = cur.sql(f"SELECT * FROM query_table({_literal(table)}) LIMIT 0")
+    rel = cur.sql(f"SELECT * FROM query_table({sql_literal(table)}) LIMIT 0")
     types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
     for name, role in wanted.items():
         if name not in types:
@@ -186,7 +192,7 @@ def read_source(
             "embed_sql cannot read it yet; COMMIT first (SQLAlchemy: conn.commit())"
         )
         raise InvalidParameterError(msg) from exc
-    src = f"query_table({_literal(table)})"
+    src = f"query_table({sql_literal(table)})"
     if transaction:
         cur.execute("BEGIN TRANSACTION")
     try:
@@ -273,7 +279,3 @@ def vector_matrix(vectors: pa.ChunkedArray | pa.Array, dim: int, what: str) -> n
         )
         raise InvalidParameterError(msg)
     return mat
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
