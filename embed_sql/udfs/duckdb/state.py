@@ -28,6 +28,7 @@ from embed_sql.udfs.duckdb.macros import STATE_CATALOG, quote_ident
 if TYPE_CHECKING:
     import duckdb
 
+    from embed_sql.models.image import ImageEncoder
     from embed_sql.udfs.duckdb.indexes import NamedIndex
 
 __all__ = ["DatabaseState", "duckdb_module", "state_of"]
@@ -49,6 +50,7 @@ class DatabaseState:
 
     token: int
     encoders: dict[str, TextEncoder] = field(default_factory=dict)  # SQL name → encoder
+    image_encoders: dict[str, ImageEncoder] = field(default_factory=dict)  # macro → encoder
     cache: EmbeddingCache | None = None
     indexes: dict[str, NamedIndex] = field(default_factory=dict)  # lower-case name → index
     functions: dict[str, object] = field(default_factory=dict)  # kept alive for DuckDB

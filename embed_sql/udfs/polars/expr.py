@@ -1,5 +1,7 @@
 """Encoders as Polars expressions: ``pl.col("text").embed.text()`` → ``pl.Array(pl.Float32, dim)``.
 
+``pl.col("photo").embed.image()`` does the same for images (bytes or file paths).
+
 Importing :mod:`embed_sql.polars` registers the ``embed`` expression namespace. The
 expression declares its ``return_dtype`` and is
 element-wise, so it works in ``select``, ``with_columns``, ``group_by().agg``, on LazyFrames
@@ -100,6 +102,39 @@ class EmbedExpr:
                 raise InputTypeError(msg)
             texts = s.cast(pl.String).to_arrow()
             out = encoder.encode(texts) if store is None else store.encode(encoder, texts)
+            if isinstance(out, pa.ChunkedArray):
+                out = out.combine_chunks()
+            return pl.Series(s.name, out, dtype=dtype)
+
+        return self._expr.map_batches(embed_batch, return_dtype=dtype, is_elementwise=True)
+
+    def image(self, model: ModelRef | None = None) -> pl.Expr:
+        """Embed an image column into ``pl.Array(pl.Float32, dim)``; null gives null.
+
+        A ``Binary`` column holds encoded image files (JPEG, PNG, WebP, ...), a ``String``
+        column file paths. An unreadable image gives null and one counted warning per
+        batch. Default model: EfficientNet-Lite0 (1280-d); see
+        :class:`~embed_sql.models.image.ImageEncoder`.
+
+        Examples
+        --------
+        >>> import polars as pl, embed_sql.polars
+        >>> pl.select(pl.lit(None, pl.Binary).embed.image()).dtypes        # doctest: +SKIP
+        [Array(Float32, shape=(1280,))]
+        """
+        from embed_sql.models.image import shared_image_encoder
+
+        encoder = shared_image_encoder(model)
+        dtype = vector_dtype(encoder.dim)
+
+        def embed_batch(s: pl.Series) -> pl.Series:
+            if s.dtype not in (pl.Binary, pl.String, pl.Null):
+                msg = (
+                    f"cannot embed column {s.name!r} of type {s.dtype} as images; give a Binary "
+                    "column of image files or a String column of paths"
+                )
+                raise InputTypeError(msg)
+            out = encoder.encode(s.cast(pl.Binary if s.dtype == pl.Null else s.dtype).to_arrow())
             if isinstance(out, pa.ChunkedArray):
                 out = out.combine_chunks()
             return pl.Series(s.name, out, dtype=dtype)
