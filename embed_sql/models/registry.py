@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 Pooling = Literal["mean", "cls", "max"]
-Modality = Literal["text", "image"]
+Modality = Literal["text", "image", "dual"]
 Kind = Literal["onnx", "static", "words"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -59,8 +59,10 @@ class ModelSpec:
     max_tokens
         Longer inputs are truncated to this many tokens (special tokens included).
     modality
-        ``"text"`` or ``"image"`` (an ONNX vision model with a ``preprocessor_config.json``,
-        run by :class:`~embed_sql.models.image.ImageEncoder`).
+        ``"text"``; ``"image"`` (an ONNX vision model with a ``preprocessor_config.json``,
+        run by :class:`~embed_sql.models.image.ImageEncoder`); or ``"dual"``, a CLIP-style
+        pair of towers into one space: ``TextEncoder`` runs its text tower, ``ImageEncoder``
+        its image tower, and both give the same ``key`` (their vectors may be compared).
     kind
         ``"onnx"``: a transformer run by onnxruntime; ``"static"``: a token-vector lookup
         and a mean (model2vec); ``"words"``: word vectors (GloVe), a text being the mean of
@@ -113,8 +115,11 @@ class ModelSpec:
         if self.kind not in ("onnx", "static", "words"):
             msg = f"ModelSpec {self.name!r}: kind={self.kind!r} is not 'onnx', 'static' or 'words'"
             raise InvalidParameterError(msg)
-        if self.modality not in ("text", "image"):
-            msg = f"ModelSpec {self.name!r}: modality={self.modality!r} is not 'text' or 'image'"
+        if self.modality not in ("text", "image", "dual"):
+            msg = (
+                f"ModelSpec {self.name!r}: modality={self.modality!r} is not 'text', 'image' or "
+                "'dual' (a CLIP-style model with a text and an image tower)"
+            )
             raise InvalidParameterError(msg)
         if not isinstance(self.max_tokens, int) or self.max_tokens < 2:
             msg = f"ModelSpec {self.name!r}: max_tokens={self.max_tokens!r} must be an int >= 2"

@@ -327,6 +327,13 @@ def resolve(
     settings = get_settings()
     spec = model if isinstance(model, ModelSpec) else registry.get(os.fspath(model))
     variant = variant_of(model, quantize)
+    if spec.modality == "dual":  # the text tower of a CLIP-style model
+        if variant != "fp32":
+            msg = f"{spec.name!r} is a dual (CLIP-style) model: it has no {variant} variant"
+            raise InvalidParameterError(msg)
+        from embed_sql.models.image import text_tower
+
+        return text_tower(spec, offline=offline, cache_dir=cache_dir)
     offline = settings.offline if offline is None else offline
     cache = _Cache(Path(cache_dir).expanduser() if cache_dir else settings.cache_dir)
 

@@ -110,8 +110,9 @@ def register(
         local path. Default: the database's current one, else all-MiniLM-L6-v2.
     models
         Extra models as ``{"alias": model}``; each becomes ``embed_<alias>(text)``, or
-        ``embed_<alias>(blob_or_path)`` for an image model. Aliases are lower-case SQL
-        identifiers.
+        ``embed_<alias>(blob_or_path)`` for an image model; a dual (CLIP-style) model gives
+        both, ``embed_<alias>(text)`` and ``embed_<alias>_image(blob_or_path)``, into one
+        space. Aliases are lower-case SQL identifiers.
     cache
         An :class:`EmbeddingCache` or a path for one: texts already embedded with the same
         model are looked up instead of recomputed.
@@ -175,11 +176,18 @@ def register(
             )
             raise InvalidParameterError(msg)
         wanted[f"embed_{alias}"] = ref
-    images = {n: ref for n, ref in wanted.items() if _is_image(ref)}
+    texts: dict[str, ModelRef] = {}
+    images: dict[str, ModelRef] = {}
+    for name, ref in wanted.items():
+        modality = _modality(ref)
+        if modality in ("text", "dual"):
+            texts[name] = ref
+        if modality in ("image", "dual"):  # a dual model's image tower: embed_<alias>_image
+            images[name if modality == "image" else f"{name}_image"] = ref
     if image_model is not None:
         images["embed_image"] = image_model
     image_encoders = {name: shared_image_encoder(ref) for name, ref in images.items()}
-    encoders = {name: shared_encoder(ref) for name, ref in wanted.items() if name not in images}
+    encoders = {name: shared_encoder(ref) for name, ref in texts.items()}  # validates all
     state = state_of(con, create=True)
     assert state is not None
     if "embed" not in encoders and "embed" not in state.encoders:
@@ -208,9 +216,9 @@ def register(
     return Registration({**state.encoders, **state.image_encoders}, state.cache)
 
 
-def _is_image(ref: ModelRef) -> bool:
+def _modality(ref: ModelRef) -> str:
     spec = ref if isinstance(ref, ModelSpec) else registry.get(os.fspath(ref))
-    return spec.modality == "image"
+    return spec.modality
 
 
 def _set_image(
