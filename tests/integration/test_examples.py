@@ -22,7 +22,7 @@ def run(name: str, capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def test_every_script_is_tested() -> None:
-    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"bbc", "make_notebook"}
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"bbc", "photos", "make_notebook"}
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     # (make_notebook.py: tests/integration/test_notebook.py)
     assert scripts <= tested
@@ -110,3 +110,13 @@ def test_demo_shows_the_applications_on_the_default_model(
     assert "bm25 0." in out.split("hybrid search")[1].splitlines()[2]  # the word 'processor'
     for typo, word in (("burito", "burrito"), ("parliment", "parliament")):
         assert f"{typo} -> {word} (" in out
+
+
+def test_image_search(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run("image_search.py", capsys)
+    assert "102 files, 102 embedded" in out
+    assert "17 distinct pictures" in out
+    assert "pairs: precision 1.000, recall 1.000" in out
+    hits = out.split("a new file:\n")[1].splitlines()
+    assert all(line.strip().startswith("china") for line in hits[:3])
+    assert "Polars vectors equal SQL's: True" in out

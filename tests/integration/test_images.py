@@ -178,3 +178,28 @@ def test_the_export_is_checked_against_pytorch_and_any_folder_loads(
     sample = [photos()["chelsea.png"], photos()["rocket.jpg"]]
     got = ImageEncoder(spec).encode_numpy(sample)
     np.testing.assert_allclose(got, lite0.encode_numpy(sample), atol=1e-5)
+
+
+def test_drift_and_outliers_on_an_image_column(album: pa.Table) -> None:
+    con = duckdb.connect()
+    embed_sql.register(con, image_model="efficientnet-lite0")
+    sources = sorted(set(album.column("source").to_pylist()))
+    first = sources[: len(sources) // 2]
+    con.register("album", album.drop_columns(["img"]))
+    con.execute("CREATE TABLE photos AS SELECT id, source, edit, v FROM album")
+    # the same photos, other edits: no drift; other photos: drift
+    con.execute("CREATE TABLE a AS FROM photos WHERE edit IN ('original', 'crop', 'jpeg')")
+    con.execute("CREATE TABLE b AS FROM photos WHERE edit NOT IN ('original', 'crop', 'jpeg')")
+    con.execute("CREATE TABLE known AS FROM photos WHERE list_contains(?, source)", [first])
+    con.execute("CREATE TABLE new AS FROM photos WHERE NOT list_contains(?, source)", [first])
+    overall = "SELECT drift FROM embed_drift({}, {}) WHERE test = 'overall'"
+    assert con.sql(overall.format("'a'", "'b'")).fetchall() == [(False,)]
+    assert con.sql(overall.format("'known'", "'new'")).fetchall() == [(True,)]
+    # photos never seen are outliers against the index of the others; their copies are not
+    con.execute("SELECT embed_create_index('known_ix', 'known')").fetchall()
+    flagged = con.sql(
+        "SELECT source, bool_and(o), bool_or(o) FROM "
+        "(SELECT source, embed_is_outlier(v, 'known_ix') AS o FROM photos) GROUP BY source"
+    ).fetchall()
+    assert {s for s, every, _ in flagged if every} == set(sources) - set(first)
+    assert {s for s, _, some in flagged if some} == set(sources) - set(first)
