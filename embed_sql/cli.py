@@ -95,6 +95,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         key=args.key,
         output_column=args.output_column,
         batch_rows=args.batch_rows,
+        prompt=args.prompt,
     )
     seconds = time.perf_counter() - start
     rate = rows / seconds if seconds > 0 else 0.0
@@ -193,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--key", default=None, help="keep only this column beside the vectors")
     embed.add_argument("--output-column", default="v", help="the vector column (default v)")
     embed.add_argument("--batch-rows", type=int, default=8192, help="rows per batch")
+    embed.add_argument("--prompt", default=None, help="one of the model's prompts, e.g. document")
     embed.set_defaults(func=_cmd_embed)
 
     sql = sub.add_parser(

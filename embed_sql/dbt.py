@@ -14,6 +14,7 @@ In ``profiles.yml``::
               config:                   # all optional, as for embed_sql.register
                 model: all-MiniLM-L6-v2
                 models: {q8: "all-MiniLM-L6-v2:int8"}
+                image_model: efficientnet-lite0   # embed_image(blob_or_path)
                 cache: .embed_cache.sqlite
 
 dbt-duckdb opens one DuckDB database per run and hands every model a cursor of it (one per
@@ -39,7 +40,7 @@ from embed_sql.udfs.duckdb import register
 
 __all__ = ["Plugin"]
 
-_OPTIONS = ("model", "models", "cache", "macros")
+_OPTIONS = ("model", "models", "cache", "macros", "image_model")
 
 
 class Plugin(BasePlugin):

@@ -27,7 +27,7 @@ from embed_sql.exceptions import InvalidParameterError, ModelLoadError
 from embed_sql.models import registry
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
 from embed_sql.models.resolve import ResolvedModel, resolve, variant_of
-from embed_sql.models.texts import TextInput, as_text_array, check_arrow_text
+from embed_sql.models.texts import TextInput, as_text_array, check_arrow_text, with_prefix
 from embed_sql.vectors import provenance
 from embed_sql.vectors.arrow import from_numpy, to_numpy
 
@@ -35,7 +35,14 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-__all__ = ["TextEncoder", "as_text_array", "model_field", "plan_batches", "shared_encoder"]
+__all__ = [
+    "TextEncoder",
+    "as_text_array",
+    "check_providers",
+    "model_field",
+    "plan_batches",
+    "shared_encoder",
+]
 
 #: Characters of a long text read per allowed token (English WordPiece: ~4.5 per token).
 CHARS_PER_TOKEN = 8
@@ -77,6 +84,26 @@ def model_field(name: str, dtype: pa.DataType, model: str, key: str, metric: str
         b"embed_sql.metric": metric.encode(),
     }
     return pa.field(name, dtype, nullable=True, metadata=meta)
+
+
+def check_providers(providers: Sequence[str] | None) -> list[str] | None:
+    """Return the providers as a list, or refuse one this onnxruntime build does not have."""
+    if providers is None:
+        return None
+    if isinstance(providers, str) or not all(isinstance(p, str) for p in providers):
+        msg = f"providers={providers!r}: give a list of names, e.g. ['CPUExecutionProvider']"
+        raise InvalidParameterError(msg)
+    available = _native.onnxruntime().get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing or not providers:
+        msg = (
+            f"providers={list(providers)!r}: {missing or 'none given'} not available in this "
+            f"onnxruntime build (it has {available}). For CUDA install onnxruntime-gpu instead "
+            "of onnxruntime (pip uninstall onnxruntime && pip install onnxruntime-gpu: the two "
+            "wheels conflict, keep one)"
+        )
+        raise InvalidParameterError(msg)
+    return list(providers)
 
 
 def _positive(name: str, value: int | None, default: int) -> int:
@@ -150,7 +177,7 @@ class TextEncoder:
             "max_batch_tokens", max_batch_tokens, settings.max_batch_tokens
         )
         self.resolved: ResolvedModel = resolve(model, quantize=quantize, offline=offline)
-        self._providers = list(providers) if providers is not None else None
+        self._providers = check_providers(providers)
         self._session: ort.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._full_tokenizer: Tokenizer | None = None
@@ -265,7 +292,7 @@ class TextEncoder:
 
     # -- encoding -------------------------------------------------------------------------
     def encode(
-        self, texts: TextInput, *, progress: bool | None = None
+        self, texts: TextInput, *, prompt: str | None = None, progress: bool | None = None
     ) -> pa.Array | pa.ChunkedArray:
         """Embed texts and return a ``fixed_size_list<float32>[dim]`` Arrow array.
 
@@ -273,6 +300,9 @@ class TextEncoder:
         ----------
         texts
             A str, a sequence of str/None, or an Arrow string array or chunked array.
+        prompt
+            The name of one of the model's prompts (``"query"``, ``"document"``: see
+            ``spec.prompts``); its prefix is prepended to every text.
         progress
             Show a tqdm progress bar. Default: only for inputs of 10,000 rows or more when
             stderr is a terminal (so never in logs, CI or inside DuckDB's 2,048-row calls).
@@ -288,6 +318,11 @@ class TextEncoder:
         InputTypeError
             For non-text input; the message names the first offending value.
         """
+        if prompt is not None:
+            prefix = self.spec.prompt_prefix(prompt)
+            if not isinstance(texts, pa.ChunkedArray):
+                texts = as_text_array(texts)
+            texts = with_prefix(texts, prefix)
         if isinstance(texts, pa.ChunkedArray):
             check_arrow_text(texts.type)
             with progress_bar(len(texts), progress) as bar:
@@ -300,18 +335,20 @@ class TextEncoder:
 
     __call__ = encode
 
-    def encode_batches(self, batches: Iterable[TextInput]) -> Iterator[pa.Array]:
+    def encode_batches(
+        self, batches: Iterable[TextInput], *, prompt: str | None = None
+    ) -> Iterator[pa.Array]:
         """Embed a stream of text batches, yielding one vector array per batch.
 
         Memory stays bounded by one batch, whatever the stream's length.
         """
         for batch in batches:
-            out = self.encode(batch)
+            out = self.encode(batch, prompt=prompt)
             yield out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
-    def encode_numpy(self, texts: TextInput) -> np.ndarray:
+    def encode_numpy(self, texts: TextInput, *, prompt: str | None = None) -> np.ndarray:
         """Embed texts into an ``(n, dim)`` float32 array; NULL rows become NaN."""
-        return to_numpy(self.encode(texts))
+        return to_numpy(self.encode(texts, prompt=prompt))
 
     def _encode_array(self, arr: pa.Array, bar: Bar) -> pa.Array:
         if pa.types.is_string_view(arr.type):
@@ -416,25 +453,29 @@ def _tokenize(tokenizer: Tokenizer, texts: list[str], *, add_special_tokens: boo
         return tokenizer.encode_batch(cleaned, add_special_tokens=add_special_tokens)
 
 
-_shared: dict[tuple[object, str | None], TextEncoder] = {}
+_shared: dict[tuple[object, str | None, tuple[str, ...] | None], TextEncoder] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_encoder(
-    model: str | ModelSpec | os.PathLike[str] | None = None, *, quantize: str | None = None
+    model: str | ModelSpec | os.PathLike[str] | None = None,
+    *,
+    quantize: str | None = None,
+    providers: Sequence[str] | None = None,
 ) -> TextEncoder:
-    """Return the process-wide encoder for a model and variant, creating it once.
+    """Return the process-wide encoder for a model, variant and providers, creating it once.
 
     Every host (DuckDB, Polars, the CLI) goes through here, so they share one onnxruntime
     session per model and give the same vectors.
     """
     ref = DEFAULT_MODEL if model is None else model
     spec = ref if isinstance(ref, ModelSpec) else registry.get(os.fspath(ref))
-    key = (spec, variant_of(ref, quantize))
+    chosen = check_providers(providers)
+    key = (spec, variant_of(ref, quantize), None if chosen is None else tuple(chosen))
     with _shared_lock:
         encoder = _shared.get(key)
         if encoder is None:
-            encoder = _shared[key] = TextEncoder(ref, quantize=quantize)
+            encoder = _shared[key] = TextEncoder(ref, quantize=quantize, providers=chosen)
         return encoder
 
 

@@ -46,7 +46,7 @@ from embed_sql.exceptions import (
     ModelNotFoundError,
 )
 from embed_sql.models import registry
-from embed_sql.models.encoder import model_field
+from embed_sql.models.encoder import check_providers, model_field
 from embed_sql.models.pixels import Preprocessing, prepare
 from embed_sql.models.registry import ModelSpec
 from embed_sql.models.resolve import ResolvedModel
@@ -276,6 +276,8 @@ class ImageEncoder:
         onnxruntime intra-op threads; default all usable cores (``EMBED_SQL_THREADS``).
     batch_size
         Images per inference batch (default 32).
+    providers
+        onnxruntime execution providers; default CUDA when available, then CPU.
 
     Examples
     --------
@@ -291,6 +293,7 @@ class ImageEncoder:
         *,
         threads: int | None = None,
         batch_size: int | None = None,
+        providers: Sequence[str] | None = None,
     ) -> None:
         for name, value in (("threads", threads), ("batch_size", batch_size)):
             if value is not None and (
@@ -298,6 +301,7 @@ class ImageEncoder:
             ):
                 msg = f"{name}={value!r} is not allowed; it must be a positive integer"
                 raise InvalidParameterError(msg)
+        self._providers = check_providers(providers)
         self.files = resolve_image(model)
         self.threads = threads or get_settings().threads
         self.batch_size = batch_size or BATCH
@@ -348,10 +352,13 @@ class ImageEncoder:
                 opts.inter_op_num_threads = 1
                 opts.log_severity_level = 3
                 path = self.files.path / "model.onnx"
+                providers = self._providers or [
+                    p
+                    for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                    if p in ort.get_available_providers()
+                ]
                 try:
-                    session = ort.InferenceSession(
-                        str(path), opts, providers=["CPUExecutionProvider"]
-                    )
+                    session = ort.InferenceSession(str(path), opts, providers=providers)
                 except Exception as exc:
                     msg = f"onnxruntime cannot load {path}: {exc}"
                     raise ModelLoadError(msg) from exc
@@ -490,15 +497,21 @@ def _decode_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(1, thread_name_prefix="embed_sql-image-decode")
 
 
-_shared: dict[ModelSpec, ImageEncoder] = {}
+_shared: dict[tuple[ModelSpec, tuple[str, ...] | None], ImageEncoder] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_image_encoder(model: str | ModelSpec | os.PathLike[str] | None = None) -> ImageEncoder:
+def shared_image_encoder(
+    model: str | ModelSpec | os.PathLike[str] | None = None,
+    *,
+    providers: Sequence[str] | None = None,
+) -> ImageEncoder:
     """Return the process-wide image encoder of a model (DuckDB and Polars share it)."""
     spec = _image_spec(DEFAULT_IMAGE_MODEL if model is None else model)
+    chosen = check_providers(providers)
+    key = (spec, None if chosen is None else tuple(chosen))
     with _shared_lock:
-        encoder = _shared.get(spec)
+        encoder = _shared.get(key)
         if encoder is None:
-            encoder = _shared[spec] = ImageEncoder(spec)
+            encoder = _shared[key] = ImageEncoder(spec, providers=chosen)
         return encoder

@@ -161,6 +161,10 @@ def _spec_from_dir(p: Path, name: str) -> ModelSpec:
         for m in entries:
             if str(m.get("type", "")).endswith(".Pooling"):
                 pooling = _pooling_from(p / m.get("path", "") / "config.json")
+    st_prompts = p / "config_sentence_transformers.json"
+    prompts = _read_json(st_prompts).get("prompts") if st_prompts.is_file() else None
+    if not isinstance(prompts, dict):
+        prompts = {}
     return ModelSpec(
         name=name,
         dim=dim,
@@ -168,6 +172,7 @@ def _spec_from_dir(p: Path, name: str) -> ModelSpec:
         normalize=normalize,
         max_tokens=max_tokens,
         description=f"local model {p.name} ({config.get('model_type', 'unknown type')})",
+        prompts=tuple((str(k), str(v)) for k, v in prompts.items() if v),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -81,6 +82,10 @@ class ModelSpec:
         ``tokenizer.json`` to use with an ONNX file, when it is not next to it.
     description
         One line for ``embed-sql models list``.
+    prompts
+        Named prefixes the model was trained with (e5: ``{"query": "query: ", "document":
+        "passage: "}``), given as a mapping; ``encode(texts, prompt="query")`` prepends one.
+        Read from a sentence-transformers folder's ``config_sentence_transformers.json``.
 
     Examples
     --------
@@ -104,8 +109,31 @@ class ModelSpec:
     tokenizer: str | None = None
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    prompts: tuple[tuple[str, str], ...] = ()
+
+    def prompt_prefix(self, prompt: str) -> str:
+        """Return the prefix of the named prompt, or refuse naming the ones the model has."""
+        found = dict(self.prompts)
+        if isinstance(prompt, str) and prompt in found:
+            return found[prompt]
+        if not found:
+            msg = (
+                f"prompt={prompt!r}: {self.name!r} has no prompts; prepend the text yourself "
+                "(SQL: 'query: ' || text) or give the spec prompts={'query': 'query: '}"
+            )
+        else:
+            msg = f"prompt={prompt!r} is not a prompt of {self.name!r}; it has {sorted(found)}"
+        raise InvalidParameterError(msg)
 
     def __post_init__(self) -> None:
+        if isinstance(self.prompts, Mapping):  # a mapping in, a hashable tuple kept
+            object.__setattr__(self, "prompts", tuple(self.prompts.items()))
+        if not all(
+            isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in self.prompts
+        ):
+            msg = f"ModelSpec {self.name!r}: prompts={self.prompts!r} must map names to prefixes"
+            raise InvalidParameterError(msg)
         if not isinstance(self.dim, int) or self.dim <= 0:
             msg = f"ModelSpec {self.name!r}: dim={self.dim!r} must be a positive integer"
             raise InvalidParameterError(msg)

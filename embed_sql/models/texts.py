@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from embed_sql.exceptions import InputTypeError
 
-__all__ = ["TextInput", "as_text_array", "check_arrow_text"]
+__all__ = ["TextInput", "as_text_array", "check_arrow_text", "with_prefix"]
 
 TextInput: TypeAlias = "str | Sequence[str | None] | pa.Array | pa.ChunkedArray"
 _STRING_TYPES = (pa.string(), pa.large_string())
@@ -67,3 +67,16 @@ def _to_arrow(texts: object) -> pa.Array:
         # lone surrogates cannot be UTF-8: replace them, as any UTF-8 store would have to
         fixed = [t if t is None else t.encode("utf-8", "replace").decode("utf-8") for t in items]
         return pa.array(fixed, type=pa.large_string())
+
+
+def with_prefix(texts: pa.Array | pa.ChunkedArray, prefix: str) -> pa.Array | pa.ChunkedArray:
+    """Return the texts with ``prefix`` prepended (a prompt); NULL stays NULL."""
+    import pyarrow.compute as pc
+
+    if not prefix:
+        return texts
+    if pa.types.is_string_view(texts.type):
+        texts = texts.cast(pa.large_string())
+    return pc.binary_join_element_wise(
+        pa.scalar(prefix, texts.type), texts, pa.scalar("", texts.type)
+    )

@@ -48,6 +48,7 @@ def embed_file(
     output_column: str = "v",
     batch_rows: int = 8192,
     progress: bool | None = None,
+    prompt: str | None = None,
 ) -> int:
     """Embed ``column`` of a Parquet or CSV source into a Parquet file; return the row count.
 
@@ -68,6 +69,8 @@ def embed_file(
         The vector column's name; its field metadata names the model.
     batch_rows
         Rows read, embedded and written at a time (one Parquet row group each).
+    prompt
+        One of the model's prompts (``"document"``), prepended to every text.
     """
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
@@ -108,6 +111,8 @@ def embed_file(
         )
         raise InvalidParameterError(msg)
     encoder = shared_encoder(model)  # type: ignore[arg-type]
+    if prompt is not None:
+        encoder.spec.prompt_prefix(prompt)  # an unknown prompt fails before any file is made
     schema = pa.schema([dataset.schema.field(c) for c in kept] + [encoder.field(output_column)])
     read = list(dict.fromkeys([*kept, column]))
     total = dataset.count_rows() if fmt == "parquet" else 0
@@ -120,7 +125,7 @@ def embed_file(
         for batch in dataset.scanner(columns=read, batch_size=batch_rows).to_batches():
             if not batch.num_rows:
                 continue
-            vectors = encoder.encode(batch.column(column))
+            vectors = encoder.encode(batch.column(column), prompt=prompt)
             arrays = [batch.column(c) for c in kept] + [vectors]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             rows += batch.num_rows

@@ -73,11 +73,20 @@ class FunctionSpec:
     null_in_null_out: bool = False  # else NULL arguments reach the function (and are refused)
 
 
-def embed_function(state: DatabaseState, name: str) -> Callable[[Arrays], pa.Array]:
-    """Return the UDF behind ``embed`` / ``embed_<alias>``: it asks the state for its encoder."""
+def embed_function(
+    state: DatabaseState, name: str, prompt: str | None = None
+) -> Callable[[Arrays], pa.Array]:
+    """Return the UDF behind ``embed`` / ``embed_<alias>``: it asks the state for its encoder.
+
+    With ``prompt``, the function behind ``embed_<alias>_<prompt>``: the prompt's prefix is
+    prepended to every text first.
+    """
+    from embed_sql.models.texts import with_prefix
 
     def embed(texts: Arrays) -> pa.Array:
         encoder = state.encoders[name]
+        if prompt is not None:
+            texts = with_prefix(texts, encoder.spec.prompt_prefix(prompt))
         if state.cache is not None:
             return state.cache.encode(encoder, texts)
         out = encoder.encode(texts)

@@ -94,6 +94,7 @@ def register(
     cache: EmbeddingCache | str | os.PathLike[str] | None = None,
     macros: str = "database",
     image_model: ModelRef | None = None,
+    providers: list[str] | None = None,
 ) -> Registration:
     """Add ``embed(text)``, ``embed_<alias>(text)`` and every ``embed_*`` macro to a database.
 
@@ -109,7 +110,8 @@ def register(
         The model behind ``embed``: a name, alias (``"all-MiniLM-L6-v2:int8"``), spec or
         local path. Default: the database's current one, else all-MiniLM-L6-v2.
     models
-        Extra models as ``{"alias": model}``; each becomes ``embed_<alias>(text)``, or
+        Extra models as ``{"alias": model}``; each becomes ``embed_<alias>(text)`` (and
+        ``embed_<alias>_<prompt>(text)`` per prompt of the model, e.g. ``embed_e5_query``), or
         ``embed_<alias>(blob_or_path)`` for an image model; a dual (CLIP-style) model gives
         both, ``embed_<alias>(text)`` and ``embed_<alias>_image(blob_or_path)``, into one
         space. Aliases are lower-case SQL identifiers.
@@ -124,6 +126,10 @@ def register(
         process that registered. ``"connection"``: TEMP macros of ``con`` only; other
         cursors then need their own ``register`` call. Read-only databases get TEMP macros.
 
+    providers
+        onnxruntime execution providers for every model registered here, e.g.
+        ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` (needs onnxruntime-gpu); by
+        default CUDA when onnxruntime has it, else the CPU.
     image_model
         An image model (``"efficientnet-lite0"``) for ``embed_image(blob_or_path)``: a BLOB
         is an image file's bytes, a VARCHAR a file path; ``FLOAT[d]`` out, NULL for NULL
@@ -156,13 +162,25 @@ def register(
 
         def on_connect(dbapi_connection: object) -> None:
             register(
-                dbapi_connection, model, models, cache=cache, macros=macros, image_model=image_model
+                dbapi_connection,
+                model,
+                models,
+                cache=cache,
+                macros=macros,
+                image_model=image_model,
+                providers=providers,
             )
 
         clients.listen_on_engine(engine, on_connect)
         with engine.connect() as first:  # type: ignore[attr-defined]
             return register(
-                first, model, models, cache=cache, macros=macros, image_model=image_model
+                first,
+                model,
+                models,
+                cache=cache,
+                macros=macros,
+                image_model=image_model,
+                providers=providers,
             )
     con = connection_of(con)
     wanted: dict[str, ModelRef] = {}
@@ -186,17 +204,20 @@ def register(
             images[name if modality == "image" else f"{name}_image"] = ref
     if image_model is not None:
         images["embed_image"] = image_model
-    image_encoders = {name: shared_image_encoder(ref) for name, ref in images.items()}
-    encoders = {name: shared_encoder(ref) for name, ref in texts.items()}  # validates all
+    image_encoders = {
+        name: shared_image_encoder(ref, providers=providers) for name, ref in images.items()
+    }
+    encoders = {name: shared_encoder(ref, providers=providers) for name, ref in texts.items()}
     state = state_of(con, create=True)
     assert state is not None
     if "embed" not in encoders and "embed" not in state.encoders:
-        encoders = {"embed": shared_encoder(DEFAULT_MODEL), **encoders}
+        encoders = {"embed": shared_encoder(DEFAULT_MODEL, providers=providers), **encoders}
     with state.lock:
         for name, encoder in encoders.items():
             _set_embed(con, state, name, encoder)
         for name, image_encoder in image_encoders.items():
             _set_image(con, state, name, image_encoder)
+        _set_prompts(con, state)
         if cache is not None:
             state.cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
         for spec in SPECS:
@@ -213,7 +234,40 @@ def register(
                 )
         state.add_connection(con)
     _install_macros(con, state, macros)
-    return Registration({**state.encoders, **state.image_encoders}, state.cache)
+    prompted = {fname: state.encoders[base] for fname, (base, _) in state.prompted.items()}
+    return Registration({**state.encoders, **prompted, **state.image_encoders}, state.cache)
+
+
+def _set_prompts(con: duckdb.DuckDBPyConnection, state: DatabaseState) -> None:
+    """Add ``<name>_<prompt>(text)`` for every prompt of every text model, once each."""
+    duckdb = duckdb_module()
+    for name, encoder in list(state.encoders.items()):
+        for prompt, _ in encoder.spec.prompts:
+            fname = f"{name}_{prompt}"
+            if not _ALIAS.match(prompt):
+                msg = f"prompt {prompt!r} of {encoder.name!r} is not a SQL identifier; rename it"
+                raise InvalidParameterError(msg)
+            taken = fname in state.encoders or fname in state.image_encoders
+            if taken or state.prompted.get(fname, (name, ""))[0] != name:
+                msg = f"{fname}() would be both a prompt of {name}() and another function"
+                raise InvalidParameterError(msg)
+            if fname in state.functions and state.prompted.get(fname) == (name, encoder.dim):
+                continue
+            if fname in state.functions:  # the model behind it changed dimension
+                with contextlib.suppress(duckdb.InvalidInputException):
+                    con.remove_function(fname)
+                del state.functions[fname]
+            state.prompted[fname] = (name, encoder.dim)
+            _create(
+                con,
+                state,
+                fname,
+                embed_function(state, name, prompt),
+                (pa.string(),),
+                duckdb.array_type(duckdb.sqltypes.FLOAT, encoder.dim),
+                special=True,
+                side_effects=False,
+            )
 
 
 def _modality(ref: ModelRef) -> str:

@@ -51,6 +51,7 @@ class DatabaseState:
     token: int
     encoders: dict[str, TextEncoder] = field(default_factory=dict)  # SQL name → encoder
     image_encoders: dict[str, ImageEncoder] = field(default_factory=dict)  # macro → encoder
+    prompted: dict[str, tuple[str, int]] = field(default_factory=dict)  # prompt fn → base, dim
     cache: EmbeddingCache | None = None
     indexes: dict[str, NamedIndex] = field(default_factory=dict)  # lower-case name → index
     functions: dict[str, object] = field(default_factory=dict)  # kept alive for DuckDB

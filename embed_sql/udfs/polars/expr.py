@@ -25,6 +25,7 @@ from embed_sql.exceptions import InputTypeError, MissingDependencyError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
+from embed_sql.models.texts import with_prefix
 from embed_sql.vectors.arrow import fixed_vectors, to_numpy
 from embed_sql.vectors.join import check_k
 
@@ -70,6 +71,8 @@ class EmbedExpr:
         model: ModelRef | None = None,
         *,
         cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+        prompt: str | None = None,
+        providers: list[str] | None = None,
     ) -> pl.Expr:
         """Embed a String column into ``pl.Array(pl.Float32, dim)``; null gives null.
 
@@ -80,6 +83,10 @@ class EmbedExpr:
             all-MiniLM-L6-v2. Resolved now, so an unknown model fails here, not mid-query.
         cache
             An :class:`~embed_sql.models.cache.EmbeddingCache` or a path for one.
+        prompt
+            One of the model's prompts (``"query"``, ``"document"``), prepended to each text.
+        providers
+            onnxruntime execution providers, e.g. ``["CUDAExecutionProvider"]``.
 
         Examples
         --------
@@ -87,7 +94,8 @@ class EmbedExpr:
         >>> pl.select(pl.lit("tacos").embed.text()).dtypes
         [Array(Float32, shape=(384,))]
         """
-        encoder = shared_encoder(model)
+        encoder = shared_encoder(model, providers=providers)
+        prefix = "" if prompt is None else encoder.spec.prompt_prefix(prompt)  # checked now
         store = (
             cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
         )
@@ -100,7 +108,7 @@ class EmbedExpr:
                     f"can be embedded. Cast it first: pl.col({s.name!r}).cast(pl.String)"
                 )
                 raise InputTypeError(msg)
-            texts = s.cast(pl.String).to_arrow()
+            texts = with_prefix(s.cast(pl.String).to_arrow(), prefix)
             out = encoder.encode(texts) if store is None else store.encode(encoder, texts)
             if isinstance(out, pa.ChunkedArray):
                 out = out.combine_chunks()
@@ -108,7 +116,9 @@ class EmbedExpr:
 
         return self._expr.map_batches(embed_batch, return_dtype=dtype, is_elementwise=True)
 
-    def image(self, model: ModelRef | None = None) -> pl.Expr:
+    def image(
+        self, model: ModelRef | None = None, *, providers: list[str] | None = None
+    ) -> pl.Expr:
         """Embed an image column into ``pl.Array(pl.Float32, dim)``; null gives null.
 
         A ``Binary`` column holds encoded image files (JPEG, PNG, WebP, ...), a ``String``
@@ -124,7 +134,7 @@ class EmbedExpr:
         """
         from embed_sql.models.image import shared_image_encoder
 
-        encoder = shared_image_encoder(model)
+        encoder = shared_image_encoder(model, providers=providers)
         dtype = vector_dtype(encoder.dim)
 
         def embed_batch(s: pl.Series) -> pl.Series:
