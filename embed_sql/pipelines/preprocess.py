@@ -1,8 +1,9 @@
 """Text preprocessing before embedding: cleaning, chunking by model tokens, re-aggregation.
 
-- :func:`clean`: HTML/markup stripping, entity unescaping, Unicode NFKC, control-character
-  removal, whitespace collapsing and optional lower-casing, composable through keyword
-  switches (the order is fixed: markup first, case last).
+- :func:`clean`: optional mojibake repair (ftfy), HTML/markup stripping (every block
+  element is a word break), entity unescaping, Unicode NFKC, control-character removal,
+  whitespace collapsing and optional lower-casing, composable through keyword switches (the
+  order is fixed: repair first, then markup, case last).
 - :func:`chunk`: cut long documents into pieces of at most ``max_tokens`` *model* tokens
   (special tokens included) with ``overlap`` tokens shared between neighbours, using the
   model's own tokenizer, so nothing is silently truncated away. Chunks keep their source
@@ -24,7 +25,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import DimensionMismatchError, InvalidParameterError
+from embed_sql.exceptions import (
+    DimensionMismatchError,
+    InvalidParameterError,
+    MissingDependencyError,
+)
 from embed_sql.models.encoder import TextInput, as_text_array, shared_encoder
 from embed_sql.models.registry import ModelSpec
 from embed_sql.vectors.arrow import from_numpy, to_numpy
@@ -33,7 +38,16 @@ __all__ = ["aggregate", "chunk", "clean", "clean_text"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACE = re.compile(r"\s+")
-_BLOCK_TAGS = {"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"}
+# Every element that breaks the flow of text (HTML's block-level and table elements, line
+# breaks, list items, options): its start and end are word boundaries.
+_BLOCK_TAGS = frozenset(
+    (
+        "address article aside blockquote body br caption center col colgroup dd details "
+        "dialog dir div dl dt fieldset figcaption figure footer form frameset h1 h2 h3 h4 h5 "
+        "h6 header hgroup hr html legend li main menu nav noframes ol optgroup option p pre "
+        "search section summary table tbody td tfoot th thead title tr ul"
+    ).split()
+)
 _SKIP_TAGS = {"script", "style", "head", "noscript", "template"}
 
 
@@ -71,9 +85,33 @@ def _strip_html(text: str) -> str:
     return "".join(parser.parts)
 
 
+def _repair(text: str) -> str:
+    try:
+        import ftfy
+    except ImportError as exc:
+        msg = "repair=True needs ftfy; install the extra: pip install 'embed-sql[repair]'"
+        raise MissingDependencyError(msg) from exc
+    # only the encoding repairs: quotes, ligatures, widths and the rest are left to the
+    # other switches (NFKC), so repair=True changes nothing that is not mojibake
+    return str(
+        ftfy.fix_text(
+            text,
+            unescape_html=False,
+            remove_terminal_escapes=False,
+            uncurl_quotes=False,
+            fix_latin_ligatures=False,
+            fix_character_width=False,
+            fix_line_breaks=False,
+            remove_control_chars=False,
+            normalization=None,
+        )
+    )
+
+
 def clean_text(
     text: str,
     *,
+    repair: bool = False,
     strip_html: bool = True,
     normalize: str | None = "NFKC",
     remove_control: bool = True,
@@ -87,6 +125,8 @@ def clean_text(
     >>> clean_text("<p>Caf\\u00e9&nbsp;<b>ﬁne</b></p>\\x00  food ")
     'Café fine food'
     """
+    if repair:
+        text = _repair(text)
     text = _strip_html(text) if strip_html else unescape(text)
     if normalize:
         text = unicodedata.normalize(normalize, text)  # type: ignore[arg-type]  # checked above
@@ -102,6 +142,7 @@ def clean_text(
 def clean(
     texts: TextInput,
     *,
+    repair: bool = False,
     strip_html: bool = True,
     normalize: str | None = "NFKC",
     remove_control: bool = True,
@@ -112,6 +153,9 @@ def clean(
 
     Parameters
     ----------
+    repair
+        First undo mojibake with ``ftfy`` (``naÃ¯ve`` → ``naïve``: UTF-8 read as Latin-1 or
+        Windows-1252), which NFKC alone cannot; needs the ``repair`` extra.
     strip_html
         Remove tags (keeping their text; dropping scripts, styles and comments) and
         unescape entities. Without it, entities are still unescaped.
@@ -128,7 +172,10 @@ def clean(
         msg = f"normalize={normalize!r} is not a Unicode normal form; use NFKC, NFC, NFKD or NFD"
         raise InvalidParameterError(msg)
     column = as_text_array(texts)
+    if repair:
+        _repair("")  # the dependency is checked once, before any row
     options = {
+        "repair": repair,
         "strip_html": strip_html,
         "normalize": normalize,
         "remove_control": remove_control,

@@ -246,6 +246,10 @@ def test_embed_clean_and_embed_chunks_in_sql(
         (1, "Hello&world"),
         (2, None),
     ]
+    fixed = "SELECT embed_clean('<p>naÃ¯ve</p><p>CafÃ©</p>', repair := true, lowercase := true)"
+    assert rows(con, fixed) == [("naïve café",)]
+    with pytest.raises(duckdb.Error, match="repair is NULL"):
+        rows(con, "SELECT embed_clean('x', repair := NULL)")
     chunks = rows(
         con,
         "FROM embed_chunks('pages', 'body', max_tokens := 12, overlap := 2) ORDER BY key, chunk",

@@ -101,3 +101,42 @@ def test_aggregate_is_the_renormalised_mean_per_key() -> None:
     np.testing.assert_allclose(got[0], [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)
     np.testing.assert_allclose(got[1], [0.6, 0.8], rtol=1e-6)
     assert out.column("v").null_count == 1  # a key whose every chunk was NULL
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<section>a</section><section>b</section>",
+        "<article>a</article><aside>b</aside>",
+        "<blockquote>a</blockquote>b",
+        "<ul><li>a</li><li>b</li></ul>",
+        "a<hr>b",
+        "a<br/>b",
+        "<dl><dt>a</dt><dd>b</dd></dl>",
+        "<header>a</header><main>b</main>",
+        "<figure>a<figcaption>b</figcaption></figure>",
+        "<table><tr><td>a</td><td>b</td></tr></table>",
+    ],
+)
+def test_every_block_element_is_a_word_break(html: str) -> None:
+    assert clean_text(html) == "a b"
+    assert clean_text("<span>a</span><b>b</b>") == "ab"  # inline elements join
+
+
+def test_repair_undoes_mojibake_that_nfkc_makes_worse() -> None:
+    broken = "naÃ¯ve cafÃ© â€œquotedâ€\x9d"
+    assert clean_text(broken) != "naïve café “quoted”"
+    assert clean_text(broken, repair=True) == "naïve café “quoted”"
+    out = clean([broken, None, "fine"], repair=True)
+    assert out.to_pylist() == ["naïve café “quoted”", None, "fine"]
+    assert clean_text("already fine: naïve", repair=True) == "already fine: naïve"
+
+
+def test_polars_clean_takes_repair() -> None:
+    import polars as pl
+
+    import embed_sql.polars  # noqa: F401 - registers the namespace
+
+    frame = pl.DataFrame({"t": ["<p>naÃ¯ve</p><div>x</div>", None]})
+    out = frame.select(pl.col("t").embed.clean(repair=True))["t"].to_list()
+    assert out == ["naïve x", None]

@@ -132,7 +132,7 @@ def make_int(_: DatabaseState) -> Callable[..., pa.Array]:
 
 
 SPECS = (
-    FunctionSpec("embed_clean", (_S,), _S, make_clean, null_in_null_out=True),
+    FunctionSpec("embed_sql_clean", (_S, _B, _B, _B), _S, make_clean),
     FunctionSpec("embed_sql_int", (_D, _S), _I, make_int),
     FunctionSpec("embed_sql_classify", (_S, pa.list_(_S), _S, _S), CLASSIFY, make_classify),
     FunctionSpec("embed_sql_analogy", (_S, _S, _S, _I, _S), pa.list_(ANALOGY), make_analogy),

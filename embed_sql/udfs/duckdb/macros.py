@@ -295,6 +295,10 @@ MACROS = (
         ORDER BY g.s.row
     """,
     """
+    MACRO embed_clean(text, repair := false, strip_html := true, lowercase := false) AS
+        embed_sql_clean(text, repair, strip_html, lowercase)
+    """,
+    """
     MACRO embed_chunks(tbl, col, max_tokens := 256, overlap := 32, key := 'id') AS TABLE
         SELECT COLUMNS(lambda c: c = key) AS key,
                unnest(embed_sql_chunks(COLUMNS(lambda c: c = col),

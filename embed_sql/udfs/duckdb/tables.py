@@ -318,11 +318,16 @@ CHUNKS = pa.list_(
 
 
 def make_clean(_: DatabaseState) -> Callable[..., pa.Array]:
-    """Make ``embed_clean``: texts cleaned of markup, control characters, odd spaces."""
+    """Make ``embed_clean``: texts cleaned of mojibake (optionally), markup, control characters."""
     from embed_sql.pipelines.preprocess import clean
 
-    def run(texts: Arrays) -> pa.Array:
-        return clean(texts)
+    def run(texts: Arrays, repair: Arrays, strip_html: Arrays, lowercase: Arrays) -> pa.Array:
+        return clean(
+            texts,
+            repair=bool(constant(repair, "repair")),
+            strip_html=bool(constant(strip_html, "strip_html")),
+            lowercase=bool(constant(lowercase, "lowercase")),
+        )
 
     return run
 

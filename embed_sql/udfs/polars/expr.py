@@ -191,19 +191,21 @@ class EmbedExpr:
     def clean(
         self,
         *,
+        repair: bool = False,
         strip_html: bool = True,
         normalize: str | None = "NFKC",
         remove_control: bool = True,
         collapse_whitespace: bool = True,
         lowercase: bool = False,
     ) -> pl.Expr:
-        """Clean a String column: markup, NFKC, control characters, whitespace.
+        """Clean a String column: mojibake (``repair``), markup, NFKC, control characters, spaces.
 
         Options as :func:`embed_sql.pipelines.preprocess.clean`; null stays null.
         """
         from embed_sql.pipelines.preprocess import clean
 
         options = {
+            "repair": repair,
             "strip_html": strip_html,
             "normalize": normalize,
             "remove_control": remove_control,
