@@ -6,6 +6,11 @@ processes, and it survives restarts). The key is a BLAKE2b hash of the encoder's
 (weights, tokenizer, recipe, variant) and the text, so vectors of different models never
 mix. The file is bounded: past ``max_bytes`` the least recently used entries are evicted.
 
+A hit writes nothing: the time of each hit is kept in memory and written in one batch at
+most every ``_FLUSH_SECONDS``, before an eviction, and on :meth:`EmbeddingCache.close`. An
+eviction in another process may therefore not yet see this process's last hits; it then
+evicts an entry a little earlier than strict LRU would, never a wrong vector.
+
 >>> from embed_sql import TextEncoder
 >>> from embed_sql.models.cache import EmbeddingCache
 >>> cache = EmbeddingCache("/tmp/embeddings.sqlite")
@@ -20,6 +25,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +52,8 @@ CREATE INDEX IF NOT EXISTS embeddings_used ON embeddings(used);
 """
 _ROW_OVERHEAD = 64  # key, timestamp and B-tree bookkeeping per entry, roughly
 _LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
+_FLUSH_SECONDS = 30.0  # the recency of hits is written at most this often...
+_FLUSH_KEYS = 100_000  # ...or once this many distinct keys wait in memory
 
 
 class EmbeddingCache:
@@ -66,7 +75,11 @@ class EmbeddingCache:
         self.path = Path(path).expanduser()
         self.max_bytes = max_bytes
         self._local = threading.local()
-        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._write_lock = threading.Lock()  # one write transaction at a time per object
+        self._touch_lock = threading.Lock()  # guards the hits not written yet
+        self._touched: dict[bytes, float] = {}
+        self._flushed = time.monotonic()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -78,14 +91,62 @@ class EmbeddingCache:
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.path)!r}, max_bytes={self.max_bytes})"
 
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            # one connection per thread; close() may close it from another thread
+            db = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
+            with self._write_lock:
+                self._connections.append(db)
         return db
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Run one write transaction that also writes the recency of hits kept in memory."""
+        db = self._connect()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            with self._touch_lock:
+                touched, self._touched = self._touched, {}
+            try:
+                db.executemany(
+                    "UPDATE embeddings SET used = max(used, ?) WHERE key = ?",
+                    [(t, k) for k, t in touched.items()],
+                )
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                with self._touch_lock:  # not written: keep them for the next write
+                    self._touched = touched | self._touched
+                raise
+            self._flushed = time.monotonic()
+
+    def flush(self) -> None:
+        """Write the time of recent hits to the file (also done every 30 s, and on close)."""
+        if self._touched:
+            with self._writing():
+                pass
+
+    def close(self) -> None:
+        """Flush the recency of hits and close the file; the cache reopens if used again."""
+        self.flush()
+        with self._write_lock:
+            connections, self._connections = self._connections, []
+            self._local = threading.local()
+        for db in connections:
+            db.close()
 
     @staticmethod
     def _keys(model_key: str, texts: list[str]) -> list[bytes]:
@@ -131,25 +192,19 @@ class EmbeddingCache:
                     found[key] = vec
         if found:
             now = time.time()
-            with self._write_lock:
-                db.executemany(
-                    "UPDATE embeddings SET used = ? WHERE key = ?", [(now, k) for k in found]
-                )
+            with self._touch_lock:
+                self._touched.update(dict.fromkeys(found, now))
+                due = len(self._touched) >= _FLUSH_KEYS
+            if due or time.monotonic() - self._flushed >= _FLUSH_SECONDS:
+                self.flush()
         return found
 
     def _store(self, keys: list[bytes], vectors: np.ndarray) -> None:
         now = time.time()
         rows = [(k, v.tobytes(), now) for k, v in zip(keys, vectors, strict=True)]
-        db = self._connect()
-        with self._write_lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
-                self._evict(db, row_bytes=vectors.shape[1] * 4 + _ROW_OVERHEAD)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._writing() as db:
+            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+            self._evict(db, row_bytes=vectors.shape[1] * 4 + _ROW_OVERHEAD)
 
     def _evict(self, db: sqlite3.Connection, row_bytes: int) -> None:
         limit = max(1, self.max_bytes // row_bytes)
@@ -167,5 +222,5 @@ class EmbeddingCache:
 
     def clear(self) -> None:
         """Remove every entry."""
-        with self._write_lock:
-            self._connect().execute("DELETE FROM embeddings")
+        with self._writing() as db:
+            db.execute("DELETE FROM embeddings")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from embed_sql import TextEncoder
 from embed_sql.exceptions import InputTypeError, InvalidParameterError
+from embed_sql.models import cache as cache_module
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.vectors import to_numpy
 
@@ -114,3 +116,58 @@ def test_bad_arguments_are_refused(tiny_encoder: TextEncoder, tmp_path: Path) ->
         EmbeddingCache(tmp_path / "c.sqlite", max_bytes=0)
     with pytest.raises(InputTypeError, match="item 0 of type int"):
         EmbeddingCache(tmp_path / "c.sqlite").encode(tiny_encoder, [1])  # type: ignore[list-item]
+
+
+def _data_version(db: sqlite3.Connection) -> int:
+    """A number that changes whenever another connection commits a write to the file."""
+    (version,) = db.execute("PRAGMA data_version").fetchone()
+    return int(version)
+
+
+def _last_used(path: Path, model_key: str, text: str) -> float:
+    (key,) = EmbeddingCache._keys(model_key, [text])
+    with closing(sqlite3.connect(path)) as db:
+        (used,) = db.execute("SELECT used FROM embeddings WHERE key = ?", (key,)).fetchone()
+    return float(used)
+
+
+def test_hits_write_nothing_to_the_file(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = EmbeddingCache(path)
+    cache.encode(tiny_encoder, ["food", "rain"])
+    enc = CountingEncoder(tiny_encoder)
+    with closing(sqlite3.connect(path)) as other:
+        before = _data_version(other)
+        for _ in range(3):
+            cache.encode(enc, ["food", "rain", "food"])  # type: ignore[arg-type]
+        assert _data_version(other) == before
+    assert enc.embedded == []
+
+
+def test_recency_of_hits_is_written_in_one_batch_when_due(
+    tiny_encoder: TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = EmbeddingCache(path)
+    cache.encode(tiny_encoder, ["food", "rain"])
+    stored = _last_used(path, tiny_encoder.key, "food")
+    monkeypatch.setattr(cache_module, "_FLUSH_SECONDS", 0.0)
+    with closing(sqlite3.connect(path)) as other:
+        before = _data_version(other)
+        cache.encode(tiny_encoder, ["food"])
+        assert _data_version(other) == before + 1
+    assert _last_used(path, tiny_encoder.key, "food") > stored
+    assert _last_used(path, tiny_encoder.key, "rain") < _last_used(path, tiny_encoder.key, "food")
+
+
+def test_recency_of_hits_reaches_the_file_on_close(
+    tiny_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.sqlite"
+    with EmbeddingCache(path) as cache:
+        cache.encode(tiny_encoder, ["food", "rain"])
+        stored = _last_used(path, tiny_encoder.key, "food")
+        cache.encode(tiny_encoder, ["food"])
+        assert _last_used(path, tiny_encoder.key, "food") == stored
+    assert _last_used(path, tiny_encoder.key, "food") > stored
+    assert _last_used(path, tiny_encoder.key, "rain") == stored
