@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 
 from embed_sql import TextEncoder
-from embed_sql.exceptions import InputTypeError, InvalidParameterError
+from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoadError
 from embed_sql.models import cache as cache_module
 from embed_sql.models.cache import EmbeddingCache
-from embed_sql.vectors import to_numpy
+from embed_sql.vectors import from_numpy, to_numpy
 
 
 class CountingEncoder:
@@ -29,6 +29,25 @@ class CountingEncoder:
     def encode(self, texts: list[str]) -> pa.Array:
         self.embedded.extend(texts)
         return self.inner.encode(texts)
+
+
+class RandomEncoder:
+    """Stands in for a model where only sizes matter: a seeded random vector per text."""
+
+    name = "random"
+    key = "random-384"
+    dim = 384
+
+    def encode(self, texts: list[str]) -> pa.Array:
+        rows = [np.random.default_rng(list(t.encode())).random(self.dim) for t in texts]
+        return from_numpy(np.asarray(rows, dtype=np.float32).reshape(-1, self.dim))
+
+
+def _file_bytes(path: Path) -> int:
+    """The database file's size once its write-ahead log is folded back in."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
 
 
 def test_cached_vectors_equal_fresh_ones_and_skip_the_model(
@@ -107,7 +126,7 @@ def test_readers_in_another_connection_see_committed_entries(
     path = tmp_path / "c.sqlite"
     EmbeddingCache(path).encode(tiny_encoder, ["food", "rain"])
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM embeddings").fetchone() == (2,)
+        assert db.execute("SELECT count(*) FROM entries").fetchone() == (2,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -127,7 +146,7 @@ def _data_version(db: sqlite3.Connection) -> int:
 def _last_used(path: Path, model_key: str, text: str) -> float:
     (key,) = EmbeddingCache._keys(model_key, [text])
     with closing(sqlite3.connect(path)) as db:
-        (used,) = db.execute("SELECT used FROM embeddings WHERE key = ?", (key,)).fetchone()
+        (used,) = db.execute("SELECT used FROM entries WHERE key = ?", (key,)).fetchone()
     return float(used)
 
 
@@ -171,3 +190,43 @@ def test_recency_of_hits_reaches_the_file_on_close(
         assert _last_used(path, tiny_encoder.key, "food") == stored
     assert _last_used(path, tiny_encoder.key, "food") > stored
     assert _last_used(path, tiny_encoder.key, "rain") == stored
+
+
+def test_file_is_at_most_1_3x_the_raw_vectors(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    n, enc = 2_000, RandomEncoder()
+    with EmbeddingCache(path) as cache:
+        for start in range(0, n, 500):
+            cache.encode(enc, [f"text {i}" for i in range(start, start + 500)])  # type: ignore[arg-type]
+    assert _file_bytes(path) <= 1.3 * n * enc.dim * 4
+
+
+_OLD_SCHEMA = """
+CREATE TABLE embeddings (key BLOB PRIMARY KEY, vec BLOB NOT NULL, used REAL NOT NULL)
+WITHOUT ROWID;
+CREATE INDEX embeddings_used ON embeddings(used);
+"""
+
+
+def test_a_cache_file_in_the_old_format_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(_OLD_SCHEMA)
+    with pytest.raises(ModelLoadError, match=r"older embed_sql.*delete the file"):
+        EmbeddingCache(path)
+    with closing(sqlite3.connect(path)) as db:  # left as it was
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("embeddings",)]
+
+
+def test_a_file_that_is_not_a_cache_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE orders (id INTEGER)")
+    with pytest.raises(ModelLoadError, match="not an embed_sql embedding cache"):
+        EmbeddingCache(path)
+    newer = tmp_path / "newer.sqlite"
+    with closing(sqlite3.connect(newer)) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(ModelLoadError, match="newer embed_sql"):
+        EmbeddingCache(newer)
