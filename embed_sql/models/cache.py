@@ -56,7 +56,8 @@ _SCHEMA = (
     "CREATE TABLE vectors (id INTEGER PRIMARY KEY, vec BLOB NOT NULL)",
     f"PRAGMA user_version = {_VERSION}",
 )
-_ROW_OVERHEAD = 64  # key, timestamp and B-tree bookkeeping per entry, roughly
+_MIN_BYTES = 2**20  # the file's own pages take ~200 KiB
+_EVICT_TO = 0.9  # past max_bytes, evict down to this share of it
 _LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
 _FLUSH_SECONDS = 30.0  # the recency of hits is written at most this often...
 _FLUSH_KEYS = 100_000  # ...or once this many distinct keys wait in memory
@@ -70,13 +71,15 @@ class EmbeddingCache:
     path
         The SQLite file; created with its directory if missing.
     max_bytes
-        Upper bound on the stored vectors (default 2 GiB); least recently used entries are
-        evicted past it.
+        Upper bound on the file's size (default 2 GiB, at least 1 MiB), measured on its pages
+        in use after every write; past it the least recently used entries are evicted down
+        to 90 % of it, and free pages past the bound are given back to the disk. The
+        write-ahead log beside it (``-wal``) is not counted.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 2 * 2**30) -> None:
-        if not isinstance(max_bytes, int) or max_bytes <= 0:
-            msg = f"max_bytes={max_bytes!r} must be a positive integer number of bytes"
+        if not isinstance(max_bytes, int) or max_bytes < _MIN_BYTES:
+            msg = f"max_bytes={max_bytes!r} must be an integer number of bytes, at least 1 MiB"
             raise InvalidParameterError(msg)
         self.path = Path(path).expanduser()
         self.max_bytes = max_bytes
@@ -259,16 +262,34 @@ class EmbeddingCache:
                 "INSERT INTO entries VALUES (?, ?, ?)",
                 [(k, i, now) for k, i in zip(new, ids, strict=True)],
             )
-            self._evict(db, row_bytes=vectors.shape[1] * 4 + _ROW_OVERHEAD)
+            excess = self._evict(db)
+        if excess > 0:
+            self._shrink(excess)
 
-    def _evict(self, db: sqlite3.Connection, row_bytes: int) -> None:
-        limit = max(1, self.max_bytes // row_bytes)
-        (count,) = db.execute("SELECT count(*) FROM entries").fetchone()
-        if count > limit:
+    def _evict(self, db: sqlite3.Connection) -> int:
+        """Keep the pages in use under ``max_bytes``; return how many pages are past it."""
+
+        def pragma(name: str) -> int:
+            return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+
+        page = pragma("page_size")
+        used = (pragma("page_count") - pragma("freelist_count")) * page
+        target = int(self.max_bytes * _EVICT_TO) if used > self.max_bytes else used
+        while used > target:  # a page frees only once all its rows go: check, and repeat
+            (count,) = db.execute("SELECT count(*) FROM entries").fetchone()
+            if not count:
+                break
             query = "SELECT key, id FROM entries ORDER BY used LIMIT ?"
-            old = db.execute(query, (count - limit,)).fetchall()
+            old = db.execute(query, (max(1, count * (used - target) // used),)).fetchall()
             db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k, _ in old])
             db.executemany("DELETE FROM vectors WHERE id = ?", [(i,) for _, i in old])
+            used = (pragma("page_count") - pragma("freelist_count")) * page
+        return pragma("page_count") - self.max_bytes // page
+
+    def _shrink(self, pages: int | None = None) -> None:
+        """Give free pages back to the disk (all of them by default), after a write."""
+        # executescript, as execute() would run one step of the pragma: one page
+        self._connect().executescript(f"PRAGMA incremental_vacuum{f'({pages})' if pages else ''};")
 
     def __len__(self) -> int:
         (count,) = self._connect().execute("SELECT count(*) FROM entries").fetchone()
@@ -279,3 +300,4 @@ class EmbeddingCache:
         with self._writing() as db:
             db.execute("DELETE FROM entries")
             db.execute("DELETE FROM vectors")
+        self._shrink()

@@ -38,7 +38,11 @@ class RandomEncoder:
     key = "random-384"
     dim = 384
 
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
     def encode(self, texts: list[str]) -> pa.Array:
+        self.embedded.extend(texts)
         rows = [np.random.default_rng(list(t.encode())).random(self.dim) for t in texts]
         return from_numpy(np.asarray(rows, dtype=np.float32).reshape(-1, self.dim))
 
@@ -84,18 +88,30 @@ def test_different_models_never_share_entries(tiny_encoder: TextEncoder, tmp_pat
     assert len(cache) == 2
 
 
-def test_size_is_bounded_by_evicting_least_recently_used(
-    tiny_encoder: TextEncoder, tmp_path: Path
+def test_the_file_stays_under_max_bytes_by_evicting_least_recently_used(
+    tmp_path: Path,
 ) -> None:
-    row = tiny_encoder.dim * 4 + 64
-    cache = EmbeddingCache(tmp_path / "c.sqlite", max_bytes=10 * row)
-    cache.encode(tiny_encoder, [f"food {i}" for i in range(8)])
-    cache.encode(tiny_encoder, ["food 0"])  # touch: now the most recently used
-    cache.encode(tiny_encoder, [f"rain {i}" for i in range(5)])
-    assert len(cache) == 10
-    enc = CountingEncoder(tiny_encoder)
-    cache.encode(enc, ["food 0"])  # type: ignore[arg-type]
-    assert enc.embedded == []
+    path, bound, enc = tmp_path / "c.sqlite", 2 * 2**20, RandomEncoder()
+    with EmbeddingCache(path, max_bytes=bound) as cache:
+        for start in range(0, 4_000, 250):  # 6 MiB of vectors
+            texts = ["text 0"] + [f"text {i}" for i in range(start, start + 250)]
+            cache.encode(enc, texts)  # type: ignore[arg-type]
+        kept = len(cache)
+        enc.embedded.clear()
+        cache.encode(enc, ["text 0", "text 1"])  # type: ignore[arg-type]
+    assert enc.embedded == ["text 1"]  # the one used all along stayed
+    assert _file_bytes(path) <= bound
+    # evicted down to ~90 %, not much further (the file's own ~8 pages are 12 % of 2 MiB)
+    assert kept * enc.dim * 4 >= 0.6 * bound
+
+
+def test_clear_gives_the_space_back(tmp_path: Path) -> None:
+    path, enc = tmp_path / "c.sqlite", RandomEncoder()
+    with EmbeddingCache(path) as cache:
+        cache.encode(enc, [f"text {i}" for i in range(1_000)])  # type: ignore[arg-type]
+        cache.clear()
+        assert len(cache) == 0
+    assert _file_bytes(path) < 256 * 2**10  # the file's own few pages
 
 
 def test_concurrent_threads_share_one_cache(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
@@ -133,6 +149,8 @@ def test_readers_in_another_connection_see_committed_entries(
 def test_bad_arguments_are_refused(tiny_encoder: TextEncoder, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="max_bytes=0"):
         EmbeddingCache(tmp_path / "c.sqlite", max_bytes=0)
+    with pytest.raises(InvalidParameterError, match="at least 1 MiB"):
+        EmbeddingCache(tmp_path / "c.sqlite", max_bytes=100_000)
     with pytest.raises(InputTypeError, match="item 0 of type int"):
         EmbeddingCache(tmp_path / "c.sqlite").encode(tiny_encoder, [1])  # type: ignore[list-item]
 
