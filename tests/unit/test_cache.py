@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -9,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import embed_sql
 from embed_sql import TextEncoder
 from embed_sql.exceptions import InputTypeError, InvalidParameterError, ModelLoadError
 from embed_sql.models import cache as cache_module
@@ -31,6 +35,10 @@ class CountingEncoder:
         return self.inner.encode(texts)
 
 
+def _random_vector(text: str) -> np.ndarray:
+    return np.random.default_rng(list(text.encode())).random(384).astype(np.float32)
+
+
 class RandomEncoder:
     """Stands in for a model where only sizes matter: a seeded random vector per text."""
 
@@ -43,8 +51,7 @@ class RandomEncoder:
 
     def encode(self, texts: list[str]) -> pa.Array:
         self.embedded.extend(texts)
-        rows = [np.random.default_rng(list(t.encode())).random(self.dim) for t in texts]
-        return from_numpy(np.asarray(rows, dtype=np.float32).reshape(-1, self.dim))
+        return from_numpy(np.asarray([_random_vector(t) for t in texts]).reshape(-1, self.dim))
 
 
 def _file_bytes(path: Path) -> int:
@@ -248,3 +255,63 @@ def test_a_file_that_is_not_a_cache_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(ModelLoadError, match="newer embed_sql"):
         EmbeddingCache(newer)
+
+
+_OTHER_PROCESS = """
+import sys
+import numpy as np
+from embed_sql.models.cache import EmbeddingCache
+from tests.unit.test_cache import RandomEncoder, _random_vector
+rng = np.random.default_rng(int(sys.argv[2]))
+with EmbeddingCache(sys.argv[1], max_bytes=2**21) as cache:
+    print("ready", flush=True)
+    for _ in range(15):
+        texts = [f"text {i}" for i in rng.integers(0, 3_000, 200)]
+        got = np.asarray(cache.encode(RandomEncoder(), texts).values).reshape(200, 384)
+        assert (got == np.asarray([_random_vector(t) for t in texts])).all(), "wrong vector"
+"""
+
+
+def test_two_processes_and_threads_share_one_bounded_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    root = str(Path(embed_sql.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    other = subprocess.Popen(
+        [sys.executable, "-c", _OTHER_PROCESS, str(path), "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert other.stdout is not None
+    ready = other.stdout.readline()  # both run at once from here
+    assert ready == "ready\n", other.stderr.read() if other.stderr else ""
+    cache = EmbeddingCache(path, max_bytes=2**21)
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(15):
+                texts = [f"text {i}" for i in rng.integers(0, 3_000, 200)]
+                got = to_numpy(cache.encode(RandomEncoder(), texts))  # type: ignore[arg-type]
+                np.testing.assert_array_equal(got, [_random_vector(t) for t in texts])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in (2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _, stderr = other.communicate(timeout=120)
+    cache.close()
+    assert errors == []
+    assert other.returncode == 0, stderr
+    assert _file_bytes(path) <= 2**21
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        (orphans,) = db.execute(
+            "SELECT count(*) FROM vectors WHERE id NOT IN (SELECT id FROM entries)"
+        ).fetchone()
+    assert orphans == 0
