@@ -4,18 +4,22 @@ An ETL job re-run over a mostly unchanged table embeds only the new texts. Entri
 one SQLite file (stdlib, WAL journal: many readers alongside one writer, across threads and
 processes, and it survives restarts). The key is a BLAKE2b hash of the encoder's content key
 (weights, tokenizer, recipe, variant) and the text, so vectors of different models never
-mix. The file is bounded: past ``max_bytes`` the least recently used entries are evicted.
+mix. Vectors are stored as float32, bit for bit what the encoder gave, at about 1.1x their
+raw bytes. The file is bounded on its real size: past ``max_bytes`` of pages in use, the
+least recently used entries are evicted down to 90 % of it.
 
 A hit writes nothing: the time of each hit is kept in memory and written in one batch at
 most every ``_FLUSH_SECONDS``, before an eviction, and on :meth:`EmbeddingCache.close`. An
-eviction in another process may therefore not yet see this process's last hits; it then
-evicts an entry a little earlier than strict LRU would, never a wrong vector.
+eviction in another process may not see this process's latest hits yet, and a process that
+ends without ``close()`` loses its last 30 s of them: an entry may then be evicted a little
+earlier than strict LRU would, never answered with a wrong vector.
 
 >>> from embed_sql import TextEncoder
 >>> from embed_sql.models.cache import EmbeddingCache
 >>> cache = EmbeddingCache("/tmp/embeddings.sqlite")
 >>> vectors = cache.encode(TextEncoder(), ["a burrito", "tacos"])   # computed and stored
 >>> vectors = cache.encode(TextEncoder(), ["a burrito"])            # looked up
+>>> cache.close()                                                   # writes the recency
 """
 
 from __future__ import annotations
