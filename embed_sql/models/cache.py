@@ -60,6 +60,7 @@ _SCHEMA = (
     "CREATE TABLE vectors (id INTEGER PRIMARY KEY, vec BLOB NOT NULL)",
     f"PRAGMA user_version = {_VERSION}",
 )
+_WAL_BYTES = 8 * 2**20  # the write-ahead log's usual bound (SQLite's default: 1,000 pages)
 _MIN_BYTES = 2**20  # the file's own pages take ~200 KiB
 _EVICT_TO = 0.9  # past max_bytes, evict down to this share of it
 _LOOKUP_CHUNK = 500  # SQLite's host-parameter limit is 999 on old builds
@@ -78,7 +79,7 @@ class EmbeddingCache:
         Upper bound on the file's size (default 2 GiB, at least 1 MiB), measured on its pages
         in use after every write; past it the least recently used entries are evicted down
         to 90 % of it, and free pages past the bound are given back to the disk. The
-        write-ahead log beside it (``-wal``) is not counted.
+        write-ahead log beside it (``-wal``, usually under 8 MiB) is not counted.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 2 * 2**30) -> None:
@@ -122,6 +123,9 @@ class EmbeddingCache:
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # the log beside the file: checkpointed and cut back at 8 MiB (256 pages)
+            db.execute(f"PRAGMA wal_autocheckpoint={_WAL_BYTES // _PAGE_SIZE}")
+            db.execute(f"PRAGMA journal_size_limit={_WAL_BYTES}")
             self._local.db = db
             with self._write_lock:
                 self._connections.append(db)

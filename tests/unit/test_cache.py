@@ -112,6 +112,15 @@ def test_the_file_stays_under_max_bytes_by_evicting_least_recently_used(
     assert kept * enc.dim * 4 >= 0.6 * bound
 
 
+def test_the_write_ahead_log_stays_small(tmp_path: Path) -> None:
+    path, enc = tmp_path / "c.sqlite", RandomEncoder()
+    with EmbeddingCache(path) as cache:
+        for start in range(0, 10_000, 1_000):  # 15 MiB of vectors, 1.5 MiB per write
+            cache.encode(enc, [f"text {i}" for i in range(start, start + 1_000)])  # type: ignore[arg-type]
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    assert wal <= 10 * 2**20  # 8 MiB and one write
+
+
 def test_clear_gives_the_space_back(tmp_path: Path) -> None:
     path, enc = tmp_path / "c.sqlite", RandomEncoder()
     with EmbeddingCache(path) as cache:
