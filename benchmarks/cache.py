@@ -8,6 +8,11 @@ file really ends at next to ``max_bytes``.
 
     .venv/bin/python benchmarks/cache.py                    # 50k x 384, as in issue #16
     .venv/bin/python benchmarks/cache.py --n 10000 --rounds 1   # quick look
+
+At 50k x 384 on a busy 2-core box (issue #16): file format 1 (a WITHOUT ROWID row of
+1.5 KiB per vector, 4 KiB pages: one overflow page each; a write per hit) took 4,729 bytes
+per vector, 3.08x the raw vectors, 0.37 s per 2,048 hits, and its bounded file grew to
+4.1x ``max_bytes``; format 2 takes 1,643 bytes (1.07x), 0.02-0.06 s, and 1.00x.
 """
 
 from __future__ import annotations

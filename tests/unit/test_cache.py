@@ -213,6 +213,21 @@ def test_recency_of_hits_is_written_in_one_batch_when_due(
     assert _last_used(path, tiny_encoder.key, "rain") < _last_used(path, tiny_encoder.key, "food")
 
 
+def test_recency_of_hits_is_written_once_many_keys_wait(
+    tiny_encoder: TextEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = EmbeddingCache(path)
+    cache.encode(tiny_encoder, ["food", "rain", "sun"])
+    monkeypatch.setattr(cache_module, "_FLUSH_KEYS", 2)
+    with closing(sqlite3.connect(path)) as other:
+        before = _data_version(other)
+        cache.encode(tiny_encoder, ["food"])
+        assert _data_version(other) == before
+        cache.encode(tiny_encoder, ["rain"])
+        assert _data_version(other) == before + 1
+
+
 def test_recency_of_hits_reaches_the_file_on_close(
     tiny_encoder: TextEncoder, tmp_path: Path
 ) -> None:
