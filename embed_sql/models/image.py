@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from embed_sql import _native
 from embed_sql._io import clean_stale_dirs
+from embed_sql._progress import stage
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import (
     EmbedSQLWarning,
@@ -152,7 +153,8 @@ def _build(
     clean_stale_dirs(parent, ".tmp-image-")
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-image-", dir=parent))
     try:
-        facts = make(tmp)
+        with stage(f"exporting {spec.name} to ONNX (once, into the cache)"):
+            facts = make(tmp)
         key = _key_of(tmp, spec)
         meta = {"name": spec.name, "key": key, "recipe": RECIPE, "source": source, **facts}
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from embed_sql._io import clean_stale_dirs
+from embed_sql._progress import stage
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import export as _export
@@ -254,7 +255,8 @@ def _exported(spec: ModelSpec, src: Path, cache: _Cache, source: str) -> Resolve
     key = _content_key(_source_files(src), _RECIPES["fp32"])
 
     def make(tmp: Path) -> None:
-        _export.export_onnx(src, tmp)
+        with stage(f"exporting {spec.name} to ONNX (once, into the cache)"):
+            _export.export_onnx(src, tmp)
         if (src / "tokenizer.json").is_file():  # the model's own tokenizer, not a re-save
             shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
         if not (tmp / "tokenizer.json").is_file():
@@ -272,7 +274,8 @@ def _quantized(base: ResolvedModel, cache: _Cache) -> ResolvedModel:
     key = hashlib.sha256(f"{base.key}\0{_RECIPES['int8']}".encode()).hexdigest()
 
     def make(tmp: Path) -> None:
-        _export.quantize_int8(base.onnx_path, tmp / "model.onnx")
+        with stage(f"quantising {base.spec.name} to int8 (once, into the cache)"):
+            _export.quantize_int8(base.onnx_path, tmp / "model.onnx")
         shutil.copyfile(base.tokenizer_path, tmp / "tokenizer.json")
 
     built = cache.build(base.spec, "int8", key, make)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from embed_sql._progress import progress_bar
 from embed_sql.exceptions import InvalidParameterError
 from embed_sql.vectors.join import _column, check_k, self_range_join
 from embed_sql.vectors.metrics import Metric, distances, parse_metric
@@ -203,10 +204,13 @@ def _kmeans(
     if metric is Metric.COS:
         data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
     best: tuple[float, np.ndarray] | None = None
-    for attempt in np.random.SeedSequence(seed).spawn(restarts):
-        labels, inertia = _lloyd(data, k, metric, np.random.default_rng(attempt), max_iterations)
-        if best is None or inertia < best[0] - 1e-9 * abs(best[0]):
-            best = (inertia, labels)
+    with progress_bar(restarts, desc="k-means", unit="runs", size=len(data)) as bar:
+        for attempt in np.random.SeedSequence(seed).spawn(restarts):
+            rng = np.random.default_rng(attempt)
+            labels, inertia = _lloyd(data, k, metric, rng, max_iterations)
+            if best is None or inertia < best[0] - 1e-9 * abs(best[0]):
+                best = (inertia, labels)
+            bar.update(1)
     return best[1]  # type: ignore[index]
 
 

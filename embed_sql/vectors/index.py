@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embed_sql._progress import progress_bar
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
 from embed_sql.vectors.arrow import vector_dim
 from embed_sql.vectors.exact import ExactStore, Pairs, top_k
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 DTYPES = ("f32", "f16", "i8")
+
+_ADD_ROWS = 65_536  # vectors added to the graph at a time (a progress step)
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,12 @@ class VectorIndex:
             self._refuse_duplicates(key_arr)
         start = len(self._alive)
         if self._hnsw is not None and len(mat):
-            self._hnsw.add(np.arange(start, start + len(mat)), mat, threads=threads)
+            with progress_bar(len(mat), desc="indexing") as bar:
+                for s in range(0, len(mat), _ADD_ROWS):  # in slices, for the bar
+                    part = mat[s : s + _ADD_ROWS]
+                    labels = np.arange(start + s, start + s + len(part))
+                    self._hnsw.add(labels, part, threads=threads)
+                    bar.update(len(part))
         self._store.append(mat, source=vectors)
         self._keys = key_arr if self._keys is None else pa.concat_arrays([self._keys, key_arr])
         self._alive = np.concatenate([self._alive, np.ones(len(mat), dtype=bool)])

@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterator
 import numpy as np
 import pyarrow as pa
 
+from embed_sql._progress import progress_bar
 from embed_sql.exceptions import (
     ColumnNotFoundError,
     DimensionMismatchError,
@@ -131,13 +132,16 @@ def index_for(
     )
 
 
-def _batches(table: pa.Table, vec: str, key: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+def _batches(table: pa.Table, vec: str, key: str, desc: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """Yield the query side in batches, with a progress bar on a terminal for large tables."""
     vectors, keys = _column(table, vec, "vector"), _column(table, key, "key")
-    for start in range(0, table.num_rows, _BATCH):
-        yield (
-            vectors.slice(start, _BATCH).combine_chunks(),
-            keys.slice(start, _BATCH).combine_chunks(),
-        )
+    with progress_bar(table.num_rows, desc=desc) as bar:
+        for start in range(0, table.num_rows, _BATCH):
+            yield (
+                vectors.slice(start, _BATCH).combine_chunks(),
+                keys.slice(start, _BATCH).combine_chunks(),
+            )
+            bar.update(min(_BATCH, table.num_rows - start))
 
 
 def _sides(vec: str, key: str, right_vec: str | None, right_key: str | None) -> tuple[str, str]:
@@ -193,7 +197,7 @@ def knn_join(
     if where is not None:
         allowed = np.asarray(where, dtype=bool)
     out: list[pa.RecordBatch] = []
-    for vectors, keys in _batches(left, vec, key):
+    for vectors, keys in _batches(left, vec, key, "k-NN join"):
         res = index.search(vectors, k, allowed=allowed, threads=threads)
         rows, cols = np.nonzero(res.labels >= 0)
         out.append(_knn_batch(keys, index, res, rows, cols, cols + 1))
@@ -264,7 +268,7 @@ def self_knn_join(
     index = index_for(table, vec=vec, key=key, metric=metric, exact=exact, threads=threads)
     out: list[pa.RecordBatch] = []
     label = 0
-    for vectors, keys in _batches(table, vec, key):
+    for vectors, keys in _batches(table, vec, key, "k-NN self-join"):
         own, label = _own_labels(vectors, label)
         res = index.search(vectors, k + 1, threads=threads)
         hit = (res.labels >= 0) & (res.labels != own[:, None])
@@ -305,7 +309,7 @@ def range_join(
     check_models(_model_key(left, vec), index.model_key, allow=allow_models)
     lname, rname, _ = RANGE_COLUMNS
     out: list[pa.RecordBatch] = []
-    for vectors, keys in _batches(left, vec, key):
+    for vectors, keys in _batches(left, vec, key, "range join"):
         qrows, labels, dist = index.range_search(vectors, threshold, threads=threads)
         out.append(
             pa.record_batch(
@@ -336,7 +340,7 @@ def self_range_join(
     lname, rname, _ = RANGE_COLUMNS
     firsts, seconds, dists = [], [], []
     label = 0
-    for vectors, _ in _batches(table, vec, key):
+    for vectors, _ in _batches(table, vec, key, "pairs within the threshold"):
         own, label = _own_labels(vectors, label)
         qrows, labels, dist = index.range_search(vectors, threshold, threads=threads)
         a = own[qrows]

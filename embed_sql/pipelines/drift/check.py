@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from embed_sql._progress import progress_bar
 from embed_sql.exceptions import (
     DimensionMismatchError,
     InputTypeError,
@@ -141,10 +142,14 @@ class DriftCheck:
                 f"({len(ref)} reference, {len(cur)} current): no test was run"
             )
             return DriftReport("insufficient data", (), notes=tuple(notes), **common)
-        results = tuple(
-            self._run(name, ref, cur, np.random.default_rng([self.seed, i]))
-            for i, name in enumerate(self.tests)
-        )
+        with progress_bar(
+            len(self.tests), desc="drift tests", unit="tests", size=len(ref) + len(cur)
+        ) as bar:
+            done = []
+            for i, name in enumerate(self.tests):
+                done.append(self._run(name, ref, cur, np.random.default_rng([self.seed, i])))
+                bar.update(1)
+        results = tuple(done)
         notes.extend(
             f"{t.name} ran on a random subsample: {t.n_reference:,} reference and "
             f"{t.n_current:,} current rows"
