@@ -258,6 +258,13 @@ class TextEncoder:
             session = ort.InferenceSession(str(self.resolved.onnx_path), opts, providers=providers)
         except Exception as exc:
             msg = f"onnxruntime cannot load {self.resolved.onnx_path}: {exc}"
+            if self.resolved.source == "cache":  # a damaged entry: say how to rebuild it
+                entry = self.resolved.onnx_path.parent
+                variant = " --int8" if self.resolved.variant == "int8" else ""
+                msg += (
+                    f". The cache entry is damaged: delete {entry} and rebuild it with "
+                    f"`embed-sql models export {self.spec.name}{variant}` (make models does)"
+                )
             raise ModelLoadError(msg) from exc
         names = tuple(i.name for i in session.get_inputs())
         if "input_ids" not in names:

@@ -217,3 +217,26 @@ def test_missing_optimum_names_the_extra(
     monkeypatch.setitem(sys.modules, "optimum.exporters.onnx", None)
     with pytest.raises(MissingDependencyError, match=r"embed-sql\[export\]"):
         models.resolve(tiny_source)
+
+
+def test_a_damaged_cache_entry_names_the_folder_and_the_rebuild(
+    tiny_source: Path,
+    fresh_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    registered: list[str],
+) -> None:
+    _fake_package(tmp_path / "site", tiny_source, "fake_damaged_pkg")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    spec = models.add_model(
+        _spec("org/damaged", package="fake_damaged_pkg", package_subdir="model")
+    )
+    registered.append(spec.name)
+    built = models.resolve("org/damaged")
+    with built.onnx_path.open("r+b") as fh:  # a disk error or a killed copy by hand
+        fh.truncate(1000)
+    with pytest.raises(
+        ModelLoadError,
+        match=r"cache entry is damaged: delete .*fp32-.* `embed-sql models export org/damaged`",
+    ):
+        models.TextEncoder("org/damaged").encode(["x"])
