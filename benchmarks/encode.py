@@ -14,6 +14,16 @@ fp32 ONNX export of the packaged weights (``specific_model_path``: a folder with
 batch size (256) and threads (onnxruntime's, all cores); embed_sql with its defaults (64
 rows, 4,096 tokens per batch, all cores), sentence-transformers with batch 32.
 
+The ceiling: the rate onnxruntime's own MatMul reaches on this machine at MiniLM's shapes
+(3,200 tokens x 384 @ 384 x 1,536, and the other projections; 2 threads; best of 20),
+weighted by each shape's share of the model's FLOPs. MiniLM-L6 costs 21.2 MFLOP per token
+(6 layers x (4 x 384^2 + 2 x 384 x 1,536) multiply-adds x 2), so an engine's GFLOP/s is
+texts/s x tokens per text (the model's tokenizer, special tokens included, cut at 256) x
+21.2 M; "of ceiling" is that over the ceiling (attention scores and the rest are not
+counted, so it slightly undercounts). "embed_sql fp32 fused" is a lever measured side by
+side: the same graph after onnxruntime's offline transformer optimizer (Attention,
+SkipLayerNorm, BiasGelu and embedding fusion), not the default.
+
     .venv/bin/python benchmarks/encode.py                 # several thousand texts each
     .venv/bin/python benchmarks/encode.py --short 500 --long 200 --rounds 1   # quick look
 """
@@ -37,6 +47,7 @@ ENGINES = (
     "sentence-transformers",
     "fastembed",
     "embed_sql fp32",
+    "embed_sql fp32 fused",
     "embed_sql int8",
     "embed_sql static (potion-base-8M)",
 )
@@ -71,6 +82,14 @@ elif "static" in engine:
 else:
     from embed_sql import TextEncoder
     enc = TextEncoder(quantize="int8" if engine.endswith("int8") else None)
+    if engine.endswith("fused"):
+        import dataclasses, pathlib
+        from onnxruntime.transformers.optimizer import optimize_model
+        fused = pathlib.Path(sys.argv[4]).parent / "fused.onnx"
+        if not fused.exists():
+            optimize_model(str(enc.resolved.onnx_path), model_type="bert", num_heads=12,
+                           hidden_size=384).save_model_to_file(str(fused))
+        enc.resolved = dataclasses.replace(enc.resolved, onnx_path=fused)
     run = enc.encode_numpy
 run(texts[:64])  # warm-up: session creation, first allocations
 start = time.perf_counter()
@@ -102,6 +121,54 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
+MFLOP_PER_TOKEN = 21.2
+_SHAPES = ((384, 384, 4), (384, 1536, 1), (1536, 384, 1))  # (k, n, count) per layer
+
+
+def _ceiling(tokens: int = 3200, threads: int = 2, reps: int = 20) -> float:
+    """GFLOP/s of onnxruntime's MatMul at MiniLM's shapes, FLOP-weighted (best of reps)."""
+    import time
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    seconds = flops = 0.0
+    for k, n, count in _SHAPES:
+        w = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "matmul",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [tokens, k])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [tokens, n])],
+            [w],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        session = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        x = rng.standard_normal((tokens, k)).astype(np.float32)
+        session.run(None, {"x": x})
+        best = float("inf")
+        for _ in range(reps):
+            start = time.perf_counter()
+            session.run(None, {"x": x})
+            best = min(best, time.perf_counter() - start)
+        seconds += count * best
+        flops += count * 2.0 * tokens * k * n
+    return flops / seconds / 1e9
+
+
+def _mean_tokens(texts: list[str]) -> float:
+    from embed_sql.models.encoder import shared_encoder
+
+    enc = shared_encoder("all-MiniLM-L6-v2")
+    _, tok = enc._load()
+    return float(np.mean([len(e.ids) for e in tok.encode_batch(texts)]))
+
+
 def main() -> None:
     from tests.corpus import passages, sentences
 
@@ -116,6 +183,8 @@ def main() -> None:
         "long (~120 words)": passages(120, args.long),
     }
     rows = []
+    ceiling = _ceiling()
+    tokens = {name: _mean_tokens(texts) for name, texts in sets.items()}
     with tempfile.TemporaryDirectory() as tmp:
         for set_name, texts in sets.items():
             texts_file = Path(tmp) / "texts.json"
@@ -149,16 +218,26 @@ def main() -> None:
                 )
                 print(f"  done: {set_name} {engine} {rate:.1f}/s", file=sys.stderr)
 
-    header = ("texts", "n", "engine", "texts/s", "vs ST", "peak RSS MiB", "cos mean", "cos min")
+    print(
+        f"ceiling: onnxruntime MatMul at MiniLM's shapes, 2 threads: {ceiling:.0f} GFLOP/s; "
+        + ", ".join(f"{name}: {t:.1f} tokens per text" for name, t in tokens.items())
+        + "\n"
+    )
+    header = ("texts", "n", "engine", "texts/s", "vs ST", "GFLOP/s", "of ceiling")
+    header += ("peak RSS MiB", "cos mean", "cos min")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for s, n, e, rate, ratio, mem, cmean, cmin in rows:
+        fp32 = cmean is not None and "int8" not in e
+        gflops = rate * tokens[s] * MFLOP_PER_TOKEN / 1e3
         cells = (
             s,
             n,
             e,
             f"{rate:.1f}",
             f"{ratio:.2f}x",
+            f"{gflops:.0f}" if fp32 else "",
+            f"{gflops / ceiling:.0%}" if fp32 else "",
             f"{mem:.0f}",
             "other model" if cmean is None else f"{cmean:.4f}",
             "" if cmin is None else f"{cmin:.4f}",
