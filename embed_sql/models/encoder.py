@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 __all__ = [
+    "FilesIdentity",
     "TextEncoder",
     "as_text_array",
     "check_providers",
@@ -84,6 +85,31 @@ def model_field(name: str, dtype: pa.DataType, model: str, key: str, metric: str
         b"embed_sql.metric": metric.encode(),
     }
     return pa.field(name, dtype, nullable=True, metadata=meta)
+
+
+class FilesIdentity:
+    """``spec``, ``name`` and ``key`` of an encoder whose found files carry them (``files``).
+
+    Shared by the encoders that are not an exported transformer: static and word lookups,
+    image models.
+    """
+
+    files: Any  # a dataclass with .spec and .key
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model's :class:`ModelSpec`."""
+        return self.files.spec
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.files.spec.name
+
+    @property
+    def key(self) -> str:
+        """Content hash of the model's files and the recipe behind these vectors."""
+        return self.files.key
 
 
 def check_providers(providers: Sequence[str] | None) -> list[str] | None:

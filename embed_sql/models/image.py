@@ -47,7 +47,7 @@ from embed_sql.exceptions import (
     ModelNotFoundError,
 )
 from embed_sql.models import registry
-from embed_sql.models.encoder import check_providers, model_field
+from embed_sql.models.encoder import FilesIdentity, check_providers, model_field
 from embed_sql.models.pixels import Preprocessing, prepare
 from embed_sql.models.registry import ModelSpec
 from embed_sql.models.resolve import ResolvedModel
@@ -269,7 +269,7 @@ def fetch(
 ImageInput: TypeAlias = pa.Array | pa.ChunkedArray | Sequence[Any] | bytes | str | os.PathLike[str]
 
 
-class ImageEncoder:
+class ImageEncoder(FilesIdentity):
     """Embed images with an ONNX vision model; bytes, file paths and PIL images alike.
 
     Parameters
@@ -314,22 +314,7 @@ class ImageEncoder:
         self._lock = threading.Lock()
         self._run_slots = threading.BoundedSemaphore(max(1, usable_cores() // self.threads))
 
-    # -- identity (as TextEncoder's) ------------------------------------------------------
-    @property
-    def spec(self) -> ModelSpec:
-        """The model's :class:`ModelSpec`."""
-        return self.files.spec
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.files.spec.name
-
-    @property
-    def key(self) -> str:
-        """Content hash of the graph, the preprocessing and the recipe behind these vectors."""
-        return self.files.key
-
+    # -- identity (spec, name, key from FilesIdentity, as TextEncoder's) -------------------
     @property
     def dim(self) -> int:
         """Length of the vectors."""

