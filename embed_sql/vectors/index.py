@@ -17,8 +17,9 @@ Keys are the user's own (any integer or string Arrow type); the engines see only
 Ties are broken by key, so results are deterministic. Files
 (:mod:`~embed_sql.vectors.index_file`) are written atomically as a small header (model,
 metric, dim, dtype, row count, and a SHA-256 per section) followed by the keys (Arrow IPC)
-and the vectors; :meth:`load` and :meth:`view` verify them, so a truncated or corrupt file
-raises :class:`IndexFileError`.
+and the vectors; :meth:`load` and :meth:`view` verify them and check every header field and
+section size before building anything, so a truncated, corrupt or crafted file raises
+:class:`IndexFileError` at open, never later at a search.
 """
 
 from __future__ import annotations
@@ -35,16 +36,10 @@ from embed_sql._progress import progress_bar
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
 from embed_sql.vectors.arrow import vector_dim
 from embed_sql.vectors.exact import ExactStore, Pairs, top_k
-from embed_sql.vectors.hnsw import (
-    HNSW_DEFAULTS,
-    HNSW_PRESETS,
-    HNSWGraph,
-    hnsw_params,
-    params_from_header,
-)
+from embed_sql.vectors.hnsw import HNSW_DEFAULTS, HNSW_PRESETS, HNSWGraph, hnsw_params
+from embed_sql.vectors.index_checks import DTYPES, check_saved
 from embed_sql.vectors.index_file import (
     IndexFileError,
-    keys_from_ipc,
     keys_to_ipc,
     read_index_file,
     write_index_file,
@@ -68,8 +63,6 @@ __all__ = [
     "as_matrix",
     "check_k",
 ]
-
-DTYPES = ("f32", "f16", "i8")
 
 _ADD_ROWS = 65_536  # vectors added to the graph at a time (a progress step)
 
@@ -469,37 +462,26 @@ class VectorIndex:
     @classmethod
     def _open(cls, path: Path, *, view: bool) -> VectorIndex:
         file = read_index_file(path, required=("keys", "alive", "vectors"), view=view)
-        header, parts = file.header, file.sections
-        params = params_from_header(header.get("params", {}))
+        saved = check_saved(path, file)  # every field and size, before anything is built
         index = cls(
-            int(header["dim"]),
-            metric=header["metric"],
-            dtype=header["dtype"],
-            exact=bool(header["exact"]),
-            rescore=bool(header.get("rescore", False)),
-            model=header.get("model"),
-            model_key=header.get("model_key"),
-            M=params.get("M"),
-            ef_construction=params.get("ef_construction"),
-            ef_search=params.get("ef_search"),
+            saved.dim,
+            metric=saved.metric,
+            dtype=saved.dtype,
+            exact=saved.exact,
+            rescore=saved.rescore,
+            model=saved.model,
+            model_key=saved.model_key,
+            M=saved.params["M"],
+            ef_construction=saved.params["ef_construction"],
+            ef_search=saved.params["ef_search"],
         )
-        meta = header.get("meta") or {}
-        index.meta = {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
-        n_labels = int(header["labels"])
-        index._keys = keys_from_ipc(parts["keys"])
-        alive = np.unpackbits(np.frombuffer(parts["alive"], dtype=np.uint8))[:n_labels]
-        index._alive = alive.astype(bool)
-        stored = parts["vectors"] if index._hnsw is None else parts.get("matrix")
-        if index._store.kept:
-            if stored is None:
-                msg = f"{path} is corrupt: the header asks for float32 rescoring but has none"
-                raise IndexFileError(msg)
-            mat = np.frombuffer(stored, dtype=np.float32).reshape(-1, index.dim)
+        index.meta = saved.meta
+        index._keys, index._alive = saved.keys, saved.alive
+        if saved.matrix is not None:
+            mat = np.frombuffer(saved.matrix, dtype=np.float32).reshape(-1, index.dim)
             index._store.replace(mat if view else mat.copy())
-        if index._hnsw is not None and view:
-            index._hnsw.view(parts["vectors"])
-        elif index._hnsw is not None:
-            index._hnsw.load(parts["vectors"])
+        if index._hnsw is not None and saved.graph is not None:
+            (index._hnsw.view if view else index._hnsw.load)(saved.graph)
         if view:
             index._buffer = file.buffer  # keeps the mapping alive as long as the index
         return index

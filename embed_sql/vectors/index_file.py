@@ -11,8 +11,11 @@ The header's other fields describe the index (model, metric, dim, ...); they bel
 :class:`~embed_sql.vectors.index.VectorIndex`, which also decides the sections (``keys`` as
 Arrow IPC, ``alive``, ``vectors``, ``matrix``). Files are written atomically
 (:func:`embed_sql._io.atomic_writer`), each section streamed from its own buffer; reading
-checks the magic, the header and every section's length and SHA-256, so a truncated or
-corrupt file raises :class:`IndexFileError` rather than giving wrong answers.
+opens regular files only, checks the magic, the header and every section's length and
+SHA-256, so a truncated or corrupt file raises :class:`IndexFileError` rather than giving
+wrong answers. What the header's fields mean, and whether they agree with the sections, is
+checked next by :mod:`embed_sql.vectors.index_checks` (and the usearch graph by
+:mod:`embed_sql.vectors.graph_file`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import hashlib
 import json
 import mmap
 import os
+import re
 import stat
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, BinaryIO, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +43,7 @@ __all__ = [
     "IndexFile",
     "IndexFileError",
     "Section",
-    "keys_from_ipc",
+    "corrupt",
     "keys_to_ipc",
     "read_index_file",
     "write_index_file",
@@ -47,6 +52,8 @@ __all__ = [
 _MAGIC = b"EMBEDSQL-INDEX\x00\x01"
 _FORMAT = 1
 _LENGTH = struct.Struct("<Q")
+_MAX_HEADER = 1 << 24  # a header is a few hundred bytes; 16 MiB leaves room for any meta
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 # the bytes of one section, written as they are (a numpy array must be C-contiguous)
 Section: TypeAlias = "bytes | bytearray | memoryview | np.ndarray | pa.Buffer"
@@ -111,66 +118,119 @@ def read_index_file(
 ) -> IndexFile:
     """Read and verify an index file; ``view=True`` memory-maps it instead of reading it.
 
+    Only regular files are opened (a FIFO is refused at once, never waited on); the header's
+    length and section table are checked against the file's size before anything is read.
+
     Raises
     ------
     IndexFileError
         When the file cannot be opened, is not an index file, is of another format, is
-        truncated, lacks a ``required`` section or fails a checksum.
+        truncated or extended, lacks a ``required`` section or fails a checksum.
     """
     path = Path(path)
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open forever
-            msg = f"{path} is not a regular file; an index file is one written by save()"
-            raise IndexFileError(msg)
-        fh = path.open("rb")
-    except OSError as exc:
-        msg = f"cannot open index file {path}: {exc}"
-        raise IndexFileError(msg) from exc
-    with fh:
+    with _open_regular(path) as fh:
         size = os.fstat(fh.fileno()).st_size
-        if size < len(_MAGIC) + _LENGTH.size:
-            msg = f"{path} is not an embed_sql index (too short: {size} bytes)"
-            raise IndexFileError(msg)
+        start = len(_MAGIC) + _LENGTH.size
+        if size < start:
+            raise corrupt(path, f"it is too short ({size} bytes) to be an embed_sql index")
+        magic = fh.read(start)
+        if magic[: len(_MAGIC)] != _MAGIC:
+            raise corrupt(path, "it is not an embed_sql index file (bad magic bytes)")
+        (head_len,) = _LENGTH.unpack(magic[len(_MAGIC) :])
+        if head_len > min(size - start, _MAX_HEADER):
+            problem = f"the header claims {head_len} bytes but the file has {size - start}"
+            raise corrupt(path, problem)
+        header, listed = _header(path, fh.read(head_len))
+        body = sum(length for length, _ in listed.values())
+        if body != size - start - head_len:
+            have = size - start - head_len
+            problem = (
+                f"it is truncated: its sections need {body} bytes, {have} follow the header"
+                if body > have
+                else f"{have - body} bytes follow the last section"
+            )
+            raise corrupt(path, problem)
         buf: mmap.mmap | bytes = (
             mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if view else fh.read()
         )
-    mv = memoryview(buf)
-    if bytes(mv[: len(_MAGIC)]) != _MAGIC:
-        msg = f"{path} is not an embed_sql index file (bad magic bytes)"
-        raise IndexFileError(msg)
-    start = len(_MAGIC) + _LENGTH.size
-    (head_len,) = _LENGTH.unpack(mv[len(_MAGIC) : start])
-    header, listed = _header(path, mv[start : start + head_len])
     missing = [name for name in required if name not in listed]
     if missing:
-        msg = f"{path}: the index header is corrupt (no section {missing[0]!r})"
-        raise IndexFileError(msg)
-    offset = start + head_len
+        raise corrupt(path, f"the header lists no section {missing[0]!r}")
+    mv = memoryview(buf)
+    offset = 0 if not view else start + head_len
+    if len(mv) - offset != body:  # it changed size since fstat
+        raise corrupt(path, f"it is truncated: its sections need {body} bytes")
     sections: dict[str, memoryview] = {}
     for name, (length, digest) in listed.items():
         part = mv[offset : offset + length]
-        if len(part) != length:
-            msg = f"{path} is truncated: section {name!r} needs {length} bytes"
-            raise IndexFileError(msg)
         if hashlib.sha256(part).hexdigest() != digest:
-            msg = f"{path} is corrupt: checksum mismatch in section {name!r}"
-            raise IndexFileError(msg)
+            raise corrupt(path, f"checksum mismatch in section {name!r}")
         sections[name] = part
         offset += length
     return IndexFile(header, sections, buf)
 
 
-def _header(path: Path, raw: memoryview) -> tuple[dict[str, Any], dict[str, tuple[int, str]]]:
+def corrupt(path: Path, problem: str) -> IndexFileError:
+    """Return the error for an unusable index file: the file, the ``problem``, the fix."""
+    msg = f"cannot use index file {path}: {problem}; rebuild the index and save() it again"
+    return IndexFileError(msg)
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
+    """Open ``path`` for reading if it is a regular file (a FIFO is refused, not waited on)."""
+    try:  # O_NONBLOCK: opening a FIFO returns at once; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        msg = (
+            f"cannot open index file {path}: {exc.strerror}; "
+            "give the path of a file written by VectorIndex.save()"
+        )
+        raise IndexFileError(msg) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        msg = (
+            f"cannot open index file {path}: it is not a regular file (a directory, device "
+            "or FIFO); give the path of a file written by VectorIndex.save()"
+        )
+        raise IndexFileError(msg)
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
+def _header(path: Path, raw: bytes) -> tuple[dict[str, Any], dict[str, tuple[int, str]]]:
     """Parse the header; its sections come as ``{name: (length, sha256)}``, in file order."""
     try:
-        header = json.loads(bytes(raw))
-        listed = {s["name"]: (int(s["length"]), str(s["sha256"])) for s in header["sections"]}
-        if header.get("format") != _FORMAT:
-            msg = f"{path}: index format {header.get('format')!r}, expected {_FORMAT}"
-            raise IndexFileError(msg)
-    except (ValueError, KeyError, TypeError) as exc:
-        msg = f"{path}: the index header is corrupt ({exc})"
-        raise IndexFileError(msg) from exc
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        problem = "its header is not JSON" if isinstance(exc, ValueError) else "its header nests"
+        raise corrupt(path, f"{problem} ({str(exc)[:80]})") from None
+    if not isinstance(header, dict):
+        raise corrupt(path, f"its header is a JSON {type(header).__name__}, not an object")
+    form = header.get("format")
+    if type(form) is not int or form != _FORMAT:
+        msg = (
+            f"cannot use index file {path}: index format {form!r}, this version of embed_sql "
+            f"reads format {_FORMAT}; save() the index again with the embed_sql that reads it"
+        )
+        raise IndexFileError(msg)
+    table = header.get("sections")
+    if not isinstance(table, list):
+        raise corrupt(path, "its header has no list of sections ('sections')")
+    listed: dict[str, tuple[int, str]] = {}
+    for entry in table:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and type(entry.get("length")) is int
+            and 0 <= entry["length"] < 2**62
+            and isinstance(entry.get("sha256"), str)
+            and _SHA256.fullmatch(entry["sha256"])
+        ):
+            raise corrupt(path, f"its section table has a malformed entry {str(entry)[:80]}")
+        if entry["name"] in listed:
+            raise corrupt(path, f"its section table lists {entry['name']!r} twice")
+        listed[entry["name"]] = (entry["length"], entry["sha256"])
     return header, listed
 
 
@@ -180,8 +240,3 @@ def keys_to_ipc(keys: pa.Array) -> pa.Buffer:
     with pa.ipc.new_stream(sink, pa.schema([("key", keys.type)])) as writer:
         writer.write_batch(pa.record_batch([keys], names=["key"]))
     return sink.getvalue()
-
-
-def keys_from_ipc(section: memoryview) -> pa.Array:
-    """Decode a ``keys`` section into one Arrow array."""
-    return pa.ipc.open_stream(pa.py_buffer(section)).read_all().column("key").combine_chunks()

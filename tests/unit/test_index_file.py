@@ -111,7 +111,7 @@ def test_other_formats_and_missing_sections_are_refused(tmp_path: Path) -> None:
     with pytest.raises(IndexFileError, match="index format 9"):
         VectorIndex.view(tmp_path / "c.index")
     (tmp_path / "d.index").write_bytes(MAGIC + struct.pack("<Q", 5) + b"{not json")
-    with pytest.raises(IndexFileError, match="header is corrupt"):
+    with pytest.raises(IndexFileError, match="header is not JSON"):
         VectorIndex.load(tmp_path / "d.index")
     (tmp_path / "e.index").write_bytes(MAGIC[:10])
     with pytest.raises(IndexFileError, match="too short"):

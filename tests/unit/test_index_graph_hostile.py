@@ -1,0 +1,158 @@
+"""Hostile usearch graphs inside index files: counts, kinds, connectivity, levels, nodes.
+
+usearch trusts what it loads, so these files crashed the process or made it allocate
+gigabytes before ``embed_sql.vectors.graph_file`` checked them. Checksums are recomputed
+(:mod:`tests.hostile_index`), so the graph checks are what is tested.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.hostile_index import craft, refused, refused_or_usable, save_kinds, split
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return save_kinds(tmp_path_factory.mktemp("saved"))
+
+
+def graph_offsets(blob: bytes) -> dict[str, int]:
+    rows, cols = struct.unpack("<II", blob[:8])
+    head = 8 + rows * cols
+    core = head + 64
+    return {"rows": 0, "cols": 4, "head": head, "core": core, "levels": core + 40}
+
+
+def patch(blob: bytes, at: int, value: int, size: int = 8) -> bytes:
+    raw = value.to_bytes(size, "little", signed=value < 0)
+    return blob[:at] + raw + blob[at + size :]
+
+
+GRAPH_EDITS: dict[str, Callable[[bytes, dict[str, int]], bytes]] = {
+    "rows huge": lambda b, o: patch(b, o["rows"], 2**32 - 1, 4),
+    "rows 0": lambda b, o: patch(b, o["rows"], 0, 4),
+    "cols 0": lambda b, o: patch(b, o["cols"], 0, 4),
+    "magic": lambda b, o: patch(b, o["head"], 0, 7),
+    "metric": lambda b, o: patch(
+        b, o["head"] + 13, ord("i") if b[o["head"] + 13] != 105 else 99, 1
+    ),
+    "scalar": lambda b, o: patch(b, o["head"] + 14, 11 if b[o["head"] + 14] != 11 else 12, 1),
+    "key kind": lambda b, o: patch(b, o["head"] + 15, 15, 1),
+    "slot kind": lambda b, o: patch(b, o["head"] + 16, 14, 1),
+    "present": lambda b, o: patch(b, o["head"] + 17, 10**9),
+    "deleted": lambda b, o: patch(b, o["head"] + 25, 5),
+    "dimensions": lambda b, o: patch(b, o["head"] + 33, 10**9),
+    "multi": lambda b, o: patch(b, o["head"] + 41, 1, 1),
+    "size huge": lambda b, o: patch(b, o["core"], 10**9),
+    "size 0": lambda b, o: patch(b, o["core"], 0),
+    "connectivity 0": lambda b, o: patch(b, o["core"] + 8, 0),
+    "connectivity 1e9": lambda b, o: patch(b, o["core"] + 8, 10**9),
+    "connectivity 2^63": lambda b, o: patch(b, o["core"] + 8, 2**63),
+    "base 1e9": lambda b, o: patch(b, o["core"] + 16, 10**9),
+    "base 1": lambda b, o: patch(b, o["core"] + 16, 1),
+    "max level 1e9": lambda b, o: patch(b, o["core"] + 24, 10**9),
+    "max level 0": lambda b, o: patch(b, o["core"] + 24, 0),
+    "entry 1e9": lambda b, o: patch(b, o["core"] + 32, 10**9),
+    "level -5": lambda b, o: patch(b, o["levels"], -5, 2),
+    "level 30000": lambda b, o: patch(b, o["levels"], 30000, 2),
+    "level +1": lambda b, o: patch(b, o["levels"], b[o["levels"]] + 1, 2),
+}
+
+
+@pytest.mark.parametrize("kind", ["f16", "i8", "f32"])
+@pytest.mark.parametrize("edit", list(GRAPH_EDITS))
+def test_a_graph_with_corrupt_counts_connectivity_or_levels_is_refused(
+    saved: dict[str, Path], tmp_path: Path, kind: str, edit: str
+) -> None:
+    header, sections = split(saved[kind])
+    blob = sections["vectors"]
+    bad = GRAPH_EDITS[edit](blob, graph_offsets(blob))
+    assert bad != blob
+    refused(craft(tmp_path / "g.index", header, {**sections, "vectors": bad}), "graph")
+
+
+def node_at(blob: bytes, index: int) -> tuple[int, int, int, int]:
+    """Offset of node ``index``, its level, the base degree and connectivity of the graph."""
+    o = graph_offsets(blob)
+    size, conn, base = struct.unpack("<QQQ", blob[o["core"] : o["core"] + 24])
+    levels = np.frombuffer(blob[o["levels"] : o["levels"] + 2 * size], "<i2")
+    sizes = 10 + 4 * (1 + base) + levels.astype(np.int64) * 4 * (1 + conn)
+    start = o["levels"] + 2 * size + int(sizes[:index].sum())
+    return start, int(levels[index]), base, conn
+
+
+@pytest.mark.parametrize("kind", ["f16", "i8", "f32"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "key huge",
+        "key twice",
+        "neighbour out of range",
+        "neighbour count huge",
+        "upper neighbour too low",
+    ],
+)
+def test_a_graph_with_corrupt_nodes_is_refused(
+    saved: dict[str, Path], tmp_path: Path, kind: str, edit: str
+) -> None:
+    header, sections = split(saved[kind])
+    blob = sections["vectors"]
+    at, _, _, _ = node_at(blob, 1)
+    if edit == "key huge":
+        bad = patch(blob, at, 10**6)
+    elif edit == "key twice":
+        bad = patch(blob, at, struct.unpack("<Q", blob[node_at(blob, 0)[0] :][:8])[0])
+    elif edit == "neighbour out of range":
+        bad = patch(patch(blob, at + 10, 1, 4), at + 14, 10**6, 4)
+    elif edit == "neighbour count huge":
+        bad = patch(blob, at + 10, 10**6, 4)
+    else:  # an upper-level neighbour that has no list on that level
+        o = graph_offsets(blob)
+        size = struct.unpack("<Q", blob[o["core"] : o["core"] + 8])[0]
+        levels = np.frombuffer(blob[o["levels"] : o["levels"] + 2 * size], "<i2")
+        high, low = int(np.argmax(levels)), int(np.argmin(levels))
+        at, _, base, _ = node_at(blob, high)
+        upper = at + 10 + 4 * (1 + base)
+        bad = patch(patch(blob, upper, 1, 4), upper + 4, low, 4)
+    assert bad != blob
+    refused(craft(tmp_path / "n.index", header, {**sections, "vectors": bad}), "graph")
+
+
+INTERESTING = st.sampled_from([0, 1, 2, 3, 4, 7, 8, 59, 60, 61, 2**15, 2**16 - 1, 2**31, 2**32 - 1])
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(kind=st.sampled_from(["f16", "i8", "f32"]), data=st.data())
+def test_random_graph_integers_with_valid_checksums_are_refused_or_usable(
+    saved: dict[str, Path], tmp_path: Path, kind: str, data: st.DataObject
+) -> None:
+    header, sections = split(saved[kind])
+    blob = sections["vectors"]
+    o = graph_offsets(blob)
+    size = struct.unpack("<Q", blob[o["core"] : o["core"] + 8])[0]
+    node = data.draw(st.integers(0, size - 1))
+    at, level, base, conn = node_at(blob, node)
+    fields = [
+        (o["head"] + 17, 8),  # counts and dimensions
+        (o["head"] + 25, 8),
+        *[(o["core"] + 8 * i, 8) for i in range(5)],  # size .. entry slot
+        (o["levels"] + 2 * node, 2),
+        (at, 8),  # the node's key, level, neighbour counts and slots
+        (at + 8, 2),
+        *[(at + 10 + 4 * i, 4) for i in range(1 + base)],
+        *[(at + 10 + 4 * (1 + base) + 4 * i, 4) for i in range(level * (1 + conn))],
+    ]
+    where, width = data.draw(st.sampled_from(fields))
+    value = data.draw(INTERESTING) % (1 << (8 * width))
+    bad = patch(blob, where, value, width)
+    refused_or_usable(craft(tmp_path / "r.index", header, {**sections, "vectors": bad}))
