@@ -6,10 +6,16 @@ file gets the user's usual mode (``0o666`` less the umask; ``mkstemp`` alone wou
 private, unreadable to a scheduler running as another user of the group). A crash leaves at
 most a ``.<name>.tmp-*`` file behind; the next write of the same file removes those older
 than an hour (a younger one may belong to a writer still at work).
+
+Only a regular file is ever replaced (never a directory, device or FIFO, checked again just
+before the rename), and every refusal or OS failure names the target, never the temporary
+file: :class:`~embed_sql.exceptions.InvalidParameterError` for a path that cannot be a file,
+:class:`~embed_sql.exceptions.FileWriteError` for a folder or disk that cannot take it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -19,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from embed_sql.exceptions import InvalidParameterError
+from embed_sql.exceptions import FileWriteError, InvalidParameterError
 
 __all__ = [
     "atomic_writer",
@@ -37,10 +43,34 @@ def _target(path: str | os.PathLike[str]) -> Path:
     if not str(path) or target.is_dir():
         msg = f"cannot write a file at {str(path)!r}: give a file path, not a directory or ''"
         raise InvalidParameterError(msg)
-    if target.exists() and not target.is_file():
-        msg = f"cannot replace {str(path)!r}: it is not a regular file (a device, FIFO, ...)"
+    _refuse_special(target)
+    if target.parent.exists() and not target.parent.is_dir():
+        msg = f"cannot write {str(target)!r}: its folder {str(target.parent)!r} is a file"
         raise InvalidParameterError(msg)
     return target
+
+
+def _refuse_special(target: Path) -> None:
+    """Refuse to replace anything but a regular file (or a link to one): devices, FIFOs."""
+    if target.exists() and not target.is_file():
+        msg = (
+            f"cannot replace {str(target)!r}: it is not a regular file (a device, FIFO, ...); "
+            "give the path of a regular file"
+        )
+        raise InvalidParameterError(msg)
+
+
+def _cannot_write(target: Path, exc: OSError) -> FileWriteError:
+    """Return the error for an OS failure writing ``target`` (named, not its temporary file)."""
+    hint = {
+        errno.EACCES: "is its folder writable?",
+        errno.EPERM: "is its folder writable?",
+        errno.EROFS: "its folder is on a read-only file system",
+        errno.ENOSPC: "free some space or write elsewhere",
+        errno.EDQUOT: "free some space or write elsewhere",
+    }.get(exc.errno or 0, "check the folder and the disk")
+    msg = f"cannot write {str(target)!r}: {exc.strerror or exc} ({hint})"
+    return FileWriteError(exc.errno or errno.EIO, msg)
 
 
 def _usual_mode() -> int:
@@ -63,20 +93,26 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     b'hello'
     """
     target = _target(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(target.parent, name=target.name)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(target.parent, name=target.name)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{_TMP}", dir=target.parent)
     except OSError as exc:
-        msg = f"cannot write {str(target)!r}: {exc.strerror} (is its folder writable?)"
-        raise InvalidParameterError(msg) from exc
+        raise _cannot_write(target, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _usual_mode())
-        os.replace(tmp, target)
+            yield fh  # the caller's errors pass through as they are
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _cannot_write(target, exc) from exc
+        _refuse_special(target)  # again: it may have become a device while we wrote
+        try:
+            os.chmod(tmp, _usual_mode())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _cannot_write(target, exc) from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
 

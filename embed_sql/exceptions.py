@@ -6,11 +6,13 @@ Every error derives from :class:`EmbedSQLError` and from the builtin it refines,
     EmbedSQLError
     ├── ModelNotFoundError        (LookupError)   unknown name, or nowhere to load it from
     ├── ModelLoadError            (OSError)       a model directory or file that cannot be read
+    ├── FileWriteError            (OSError)       a file that cannot be written (folder, disk)
     ├── ExportError               (RuntimeError)  ONNX export or quantisation failed
     ├── InputTypeError            (TypeError)     non-text input where text is required
     ├── ColumnNotFoundError       (LookupError)   a named column is not in the table
     ├── InvalidParameterError     (ValueError)    an argument outside its allowed range
     ├── DimensionMismatchError    (ValueError)    vectors of different lengths or models
+    ├── IndexFileError            (ValueError)    an index file truncated, corrupt or crafted
     └── MissingDependencyError    (ImportError)   an optional extra is not installed
 
     EmbedSQLWarning (UserWarning)
@@ -26,6 +28,8 @@ __all__ = [
     "EmbedSQLError",
     "EmbedSQLWarning",
     "ExportError",
+    "FileWriteError",
+    "IndexFileError",
     "InputTypeError",
     "InvalidParameterError",
     "MissingDependencyError",
@@ -46,6 +50,10 @@ class ModelLoadError(EmbedSQLError, OSError):
     """Exception raised when a model directory or file exists but cannot be used."""
 
 
+class FileWriteError(EmbedSQLError, OSError):
+    """Exception raised when a file cannot be written (a read-only folder, a full disk)."""
+
+
 class ExportError(EmbedSQLError, RuntimeError):
     """Exception raised when exporting or quantising a model to ONNX fails."""
 
@@ -64,6 +72,10 @@ class InvalidParameterError(EmbedSQLError, ValueError):
 
 class DimensionMismatchError(EmbedSQLError, ValueError):
     """Exception raised when vectors of different dimensions or models are combined."""
+
+
+class IndexFileError(EmbedSQLError, ValueError):
+    """Exception raised when an index file is truncated, corrupt, crafted or of another format."""
 
 
 class MissingDependencyError(EmbedSQLError, ImportError):

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql._io import atomic_writer
-from embed_sql.exceptions import EmbedSQLError
+from embed_sql.exceptions import IndexFileError
 
 __all__ = [
     "IndexFile",
@@ -57,10 +57,6 @@ _SHA256 = re.compile("[0-9a-f]{64}")
 
 # the bytes of one section, written as they are (a numpy array must be C-contiguous)
 Section: TypeAlias = "bytes | bytearray | memoryview | np.ndarray | pa.Buffer"
-
-
-class IndexFileError(EmbedSQLError, ValueError):
-    """Exception raised when an index file is truncated, corrupt or of another format."""
 
 
 @dataclass(frozen=True)
