@@ -158,9 +158,11 @@ class HNSWGraph:
         """
         m = self._index.search(np.atleast_2d(q), count, threads=threads)
         labs = np.asarray(m.keys, dtype=np.int64).reshape(len(q), -1)
-        d = from_usearch(self.metric, np.asarray(m.distances).reshape(len(q), -1))
         counts = np.asarray(getattr(m, "counts", [len(m)])).reshape(len(q))
         hit = np.arange(labs.shape[1])[None, :] < counts[:, None]
+        # past a query's count usearch leaves NaN or garbage (a sparse graph finds fewer)
+        raw = np.asarray(m.distances, dtype=np.float32).reshape(len(q), -1)
+        d = from_usearch(self.metric, np.where(hit, raw, np.float32(np.inf)))
         return labs, d, hit
 
     def range_pairs(

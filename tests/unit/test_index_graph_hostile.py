@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.hostile_index import craft, refused, refused_or_usable, save_kinds, split
+from embed_sql.vectors import VectorIndex
+from tests.hostile_index import Q, craft, refused, refused_or_usable, save_kinds, split
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,20 @@ def test_a_graph_with_corrupt_nodes_is_refused(
         bad = patch(patch(blob, upper, 1, 4), upper + 4, low, 4)
     assert bad != blob
     refused(craft(tmp_path / "n.index", header, {**sections, "vectors": bad}), "graph")
+
+
+@pytest.mark.parametrize("kind", ["f16", "i8", "f32"])
+def test_a_graph_without_edges_loads_and_finds_every_match(
+    saved: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    header, sections = split(saved[kind])
+    blob = sections["vectors"]
+    size = struct.unpack("<Q", blob[graph_offsets(blob)["core"] :][:8])[0]
+    for node in range(size):  # every level-0 list emptied: valid, but usearch finds little
+        blob = patch(blob, node_at(blob, node)[0] + 10, 0, 4)
+    path = craft(tmp_path / "bare.index", header, {**sections, "vectors": blob})
+    refused_or_usable(path)  # short answers are finished exactly, no NaN distances
+    assert VectorIndex.view(path).search(Q, 5).counts.tolist() == [5] * len(Q)
 
 
 INTERESTING = st.sampled_from([0, 1, 2, 3, 4, 7, 8, 59, 60, 61, 2**15, 2**16 - 1, 2**31, 2**32 - 1])
