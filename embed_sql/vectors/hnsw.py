@@ -12,6 +12,7 @@ onnxruntime first (the other order crashes the process).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -217,6 +218,14 @@ class HNSWGraph:
     def to_bytes(self) -> bytearray:
         """Serialise the graph with usearch (the ``vectors`` section of an index file)."""
         return self._index.save()  # type: ignore[return-value]
+
+    def size(self) -> int:
+        """Length in bytes of :meth:`to_bytes` (and of :meth:`save_to`'s file)."""
+        return int(self._index.serialized_length)
+
+    def save_to(self, path: Path) -> None:
+        """Serialise the graph into the file at ``path`` (usearch streams it; no copy)."""
+        self._index.save(path)
 
     def load(self, buffer: memoryview) -> None:
         """Replace this graph by a copy of a serialised one."""

@@ -39,7 +39,9 @@ from embed_sql.vectors.exact import ExactStore, Pairs, top_k
 from embed_sql.vectors.hnsw import HNSW_DEFAULTS, HNSW_PRESETS, HNSWGraph, hnsw_params
 from embed_sql.vectors.index_checks import DTYPES, check_saved
 from embed_sql.vectors.index_file import (
+    FileSection,
     IndexFileError,
+    Section,
     keys_to_ipc,
     read_index_file,
     write_index_file,
@@ -424,15 +426,16 @@ class VectorIndex:
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index to ``path`` atomically (temporary file, then rename)."""
+        """Write the index to ``path`` atomically (temporary file, then rename), streamed."""
         keys = self._keys if self._keys is not None else pa.array([], pa.int64())
         matrix = np.ascontiguousarray(self._store.matrix)
-        sections = {
+        graph = self._hnsw  # usearch writes it to a file, streamed from there: never copied
+        sections: dict[str, Section] = {
             "keys": keys_to_ipc(keys),
             "alive": np.packbits(self._alive),
-            "vectors": self._hnsw.to_bytes() if self._hnsw is not None else matrix,
+            "vectors": matrix if graph is None else FileSection(graph.size(), graph.save_to),
         }
-        if self._hnsw is not None and self.rescore:
+        if graph is not None and self.rescore:
             sections["matrix"] = matrix
         fields = {
             "model": self.model,

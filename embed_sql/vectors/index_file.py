@@ -10,7 +10,8 @@ r"""The index file format: magic bytes, a JSON header, then checksummed sections
 The header's other fields describe the index (model, metric, dim, ...); they belong to
 :class:`~embed_sql.vectors.index.VectorIndex`, which also decides the sections (``keys`` as
 Arrow IPC, ``alive``, ``vectors``, ``matrix``). Files are written atomically
-(:func:`embed_sql._io.atomic_writer`), each section streamed from its own buffer; reading
+(:func:`embed_sql._io.atomic_writer`) in one streaming pass, each section hashed as it is
+written (a usearch graph through a temporary file, never copied whole in memory); reading
 opens regular files only, checks the magic, the header and every section's length and
 SHA-256, so a truncated or corrupt file raises :class:`IndexFileError` rather than giving
 wrong answers. What the header's fields mean, and whether they agree with the sections, is
@@ -20,6 +21,7 @@ checked next by :mod:`embed_sql.vectors.index_checks` (and the usearch graph by
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mmap
@@ -27,7 +29,8 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +40,10 @@ import numpy as np
 import pyarrow as pa
 
 from embed_sql._io import atomic_writer
-from embed_sql.exceptions import IndexFileError
+from embed_sql.exceptions import FileWriteError, IndexFileError
 
 __all__ = [
+    "FileSection",
     "IndexFile",
     "IndexFileError",
     "Section",
@@ -55,8 +59,23 @@ _LENGTH = struct.Struct("<Q")
 _MAX_HEADER = 1 << 24  # a header is a few hundred bytes; 16 MiB leaves room for any meta
 _SHA256 = re.compile("[0-9a-f]{64}")
 
+_CHUNK = 1 << 20  # bytes hashed and written at a time
+
+
+@dataclass(frozen=True)
+class FileSection:
+    """A section written by a library to a file of its own (``write(path)``), then streamed.
+
+    For sections too large to hold twice in memory (a usearch graph); ``length`` is known
+    before writing, so the header can be laid out first.
+    """
+
+    length: int
+    write: Callable[[Path], None]
+
+
 # the bytes of one section, written as they are (a numpy array must be C-contiguous)
-Section: TypeAlias = "bytes | bytearray | memoryview | np.ndarray | pa.Buffer"
+Section: TypeAlias = "bytes | bytearray | memoryview | np.ndarray | pa.Buffer | FileSection"
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,11 @@ def write_index_file(
 ) -> Path:
     """Write ``fields`` and ``sections`` (in their order) to ``path`` atomically.
 
+    The file is written in one streaming pass: the header first with placeholder checksums
+    (their length is fixed), each section hashed as it is written, then the header again. So
+    nothing is copied whole in memory; a :class:`FileSection` goes through a temporary file
+    beside ``path`` in chunks.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -86,24 +110,62 @@ def write_index_file(
     >>> f.header["dim"], bytes(f.sections["keys"])
     (2, b'abc')
     """
-    views = {name: _flat(data) for name, data in sections.items()}
-    header = {
-        "format": _FORMAT,
-        **fields,
-        "sections": [
-            {"name": n, "length": v.nbytes, "sha256": hashlib.sha256(v).hexdigest()}
-            for n, v in views.items()
-        ],
-    }
-    head = json.dumps(header).encode()
-    with atomic_writer(path) as fh:
-        fh.write(_MAGIC + _LENGTH.pack(len(head)) + head)
-        for view in views.values():
-            fh.write(view)
-    return Path(path)
+    parts = {n: d if isinstance(d, FileSection) else _flat(d) for n, d in sections.items()}
+    lengths = {n: d.length if isinstance(d, FileSection) else d.nbytes for n, d in parts.items()}
+    head = _head(fields, lengths, dict.fromkeys(parts, "0" * 64))
+    target = Path(path)
+    with atomic_writer(target) as fh:
+        try:
+            fh.write(_MAGIC + _LENGTH.pack(len(head)) + head)
+            digests = {}
+            for name, data in parts.items():
+                digest = hashlib.sha256()
+                if isinstance(data, FileSection):
+                    _copy_hashed(target, name, data, fh, digest)
+                else:
+                    for i in range(0, data.nbytes, _CHUNK):
+                        digest.update(data[i : i + _CHUNK])
+                        fh.write(data[i : i + _CHUNK])
+                digests[name] = digest.hexdigest()
+            fh.seek(len(_MAGIC) + _LENGTH.size)
+            fh.write(_head(fields, lengths, digests))  # the same length: only digests differ
+        except FileWriteError:
+            raise
+        except OSError as exc:  # a full disk, an I/O error: name the file, not a temporary one
+            msg = f"cannot write {str(target)!r}: {exc.strerror or exc}"
+            raise FileWriteError(exc.errno or errno.EIO, msg) from exc
+    return target
 
 
-def _flat(data: Section) -> memoryview:
+def _head(fields: Mapping[str, object], lengths: dict[str, int], digests: dict[str, str]) -> bytes:
+    table = [{"name": n, "length": lengths[n], "sha256": digests[n]} for n in lengths]
+    return json.dumps({"format": _FORMAT, **fields, "sections": table}).encode()
+
+
+def _copy_hashed(target: Path, name: str, section: FileSection, out: BinaryIO, digest: Any) -> None:
+    """Have ``section`` write its file beside ``target``, then copy it into ``out``, hashed."""
+    fd, spool = tempfile.mkstemp(prefix=f".{target.name}.tmp-{name}-", dir=target.parent)
+    os.close(fd)
+    try:
+        try:
+            section.write(Path(spool))
+        except (OSError, RuntimeError) as exc:  # usearch raises RuntimeError for I/O errors
+            msg = f"cannot write {str(target)!r}: section {name!r} failed ({exc})"
+            raise FileWriteError(msg) from exc
+        copied, chunk = 0, memoryview(bytearray(_CHUNK))  # one buffer, reused
+        with open(spool, "rb", buffering=0) as fh:
+            while got := fh.readinto(chunk):
+                digest.update(chunk[:got])
+                out.write(chunk[:got])
+                copied += got
+        if copied != section.length:
+            msg = f"section {name!r} of {str(target)!r}: {copied} bytes, {section.length} expected"
+            raise FileWriteError(msg)
+    finally:
+        Path(spool).unlink(missing_ok=True)
+
+
+def _flat(data: bytes | bytearray | memoryview | np.ndarray | pa.Buffer) -> memoryview:
     """Return a one-dimensional byte view of ``data``, without a copy."""
     view = data.data if isinstance(data, np.ndarray) else memoryview(data)
     return view.cast("B") if view.nbytes else memoryview(b"")

@@ -159,3 +159,20 @@ def test_loading_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     for opener in (VectorIndex.load, VectorIndex.view):
         with pytest.raises(IndexFileError, match="not a regular file"):
             opener(fifo)
+
+
+def test_saving_a_graph_does_not_hold_a_second_copy_of_it_in_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    x = np.random.default_rng(4).normal(size=(20_000, 32)).astype(np.float32)
+    index = VectorIndex.build(x, np.arange(20_000), dtype="f32", M=8, threads=1)
+    graph_bytes = index._hnsw._index.serialized_length  # type: ignore[union-attr]
+    tracemalloc.start()
+    try:
+        path = index.save(tmp_path / "big.index")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < graph_bytes / 2  # streamed a chunk at a time, not the graph's bytes
+    reopened = VectorIndex.view(path)
+    np.testing.assert_array_equal(reopened.search(x[:20], 3).labels, index.search(x[:20], 3).labels)

@@ -114,3 +114,37 @@ def test_a_target_that_becomes_a_device_during_the_write_is_kept(
 def test_text_writes_are_refused_the_same_way(tmp_path: Path) -> None:
     with pytest.raises(EmbedSQLError, match=repr(str(tmp_path))):
         write_text_atomic(tmp_path, "{}")
+
+
+def test_a_graph_that_fails_to_serialise_names_the_target_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embed_sql.vectors.hnsw import HNSWGraph
+
+    def broken(self: HNSWGraph, path: Path) -> None:
+        msg = f"Failed to open {path}"  # as usearch reports an I/O error
+        raise RuntimeError(msg)
+
+    index = VectorIndex.build(np.eye(3, dtype=np.float32), [1, 2, 3])
+    monkeypatch.setattr(HNSWGraph, "save_to", broken)
+    with pytest.raises(EmbedSQLError, match=repr(str(tmp_path / "a.index"))):
+        index.save(tmp_path / "a.index")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_streaming_names_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embed_sql.vectors import index_file
+
+    real_head, calls = index_file._head, []
+
+    def full_on_the_rewrite(*args: object) -> bytes:
+        calls.append(1)
+        if len(calls) == 2:  # the header rewritten after the sections: a write that fails
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_head(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_file, "_head", full_on_the_rewrite)
+    refused_save(tmp_path / "a.index", "No space left")
+    assert list(tmp_path.iterdir()) == []
