@@ -72,7 +72,7 @@ def check_graph(
     if size != rows or present + deleted != size or present != alive.sum():
         problem = f"has {size} nodes, {rows} vectors, {present} present and {deleted} removed"
         raise corrupt(path, _GRAPH + f"{problem}; the index has {int(alive.sum())} rows")
-    if not 0 < conn <= base <= _MAX_DEGREE:
+    if not 2 <= conn <= base <= _MAX_DEGREE:
         raise corrupt(path, _GRAPH + f"has connectivity {conn} and base connectivity {base}")
     at += _HEAD_SIZE + _CORE.size
     if at + 2 * size > len(blob):

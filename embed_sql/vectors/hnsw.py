@@ -74,10 +74,13 @@ def hnsw_params(
     defaults = HNSW_PRESETS[preset]
     given = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
     for name, value in given.items():
+        low = 2 if name == "M" else 1  # usearch: a graph of degree 1 degenerates into ropes
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 4096
+            isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 4096
         ):
-            msg = f"{name}={value!r} must be an integer from 1 to 4096 (or None for the default)"
+            msg = (
+                f"{name}={value!r} must be an integer from {low} to 4096 (or None for the default)"
+            )
             raise InvalidParameterError(msg)
     return {k: defaults[k] if v is None else v for k, v in given.items()}
 

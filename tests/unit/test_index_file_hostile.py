@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from embed_sql.exceptions import InvalidParameterError
 from embed_sql.vectors import VectorIndex
 from tests.hostile_index import (
     DIM,
@@ -362,3 +363,13 @@ def test_random_section_bytes_with_valid_checksums_are_refused_or_usable(
     new = data.draw(st.binary(min_size=1, max_size=8))
     bad = blob[:at] + new + blob[at + len(new) :]
     refused_or_usable(craft(tmp_path / "s.index", header, {**sections, name: bad}))
+
+
+def test_a_graph_degree_of_one_is_refused_when_building_and_when_opening(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameterError, match="M=1 must be an integer from 2"):
+        VectorIndex(4, M=1)
+    header, sections = split(saved["f16"])
+    params = {**header["params"], "M": 1}
+    refused(craft(tmp_path / "m1.index", {**header, "params": params}, sections), "params")
