@@ -27,7 +27,8 @@ from embed_sql.vectors import IndexFileError, VectorIndex
 MAGIC = b"EMBEDSQL-INDEX\x00\x01"
 DIM = 8
 Q = np.random.default_rng(9).normal(size=(4, DIM)).astype(np.float32)
-OPENERS = (VectorIndex.load, VectorIndex.view)
+Opener = Callable[[Path], VectorIndex]
+OPENERS: tuple[Opener, ...] = (VectorIndex.load, VectorIndex.view)
 HUGE = (10**9, 2**31, 2**32, 2**63 - 1, 2**63, 2**64, 10**30)
 WRONG = (None, True, False, 1.5, float("nan"), "8", [8], {"x": 8}, "")
 
@@ -86,9 +87,14 @@ def refused(path: Path, *words: str) -> str:
     return msg
 
 
-def refused_or_usable(path: Path) -> None:
+def unverified_view(path: Path) -> VectorIndex:
+    """A view that trusts vector values (every structural check still runs)."""
+    return VectorIndex.view(path, verify=False)
+
+
+def refused_or_usable(path: Path, openers: tuple[Opener, ...] = OPENERS) -> None:
     """Each opener refuses ``path`` (as :func:`refused`) or gives an index that searches."""
-    for opener in OPENERS:
+    for opener in openers:
         index, refusal = _open(opener, path)
         if index is None:
             assert str(path) in refusal

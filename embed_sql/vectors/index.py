@@ -458,14 +458,23 @@ class VectorIndex:
         return cls._open(Path(path), view=False)
 
     @classmethod
-    def view(cls, path: str | os.PathLike[str]) -> VectorIndex:
-        """Memory-map an index saved with :meth:`save` (verified; read-only)."""
-        return cls._open(Path(path), view=True)
+    def view(cls, path: str | os.PathLike[str], *, verify: bool = True) -> VectorIndex:
+        """Memory-map an index saved with :meth:`save` (read-only).
+
+        Every header field, size and graph link is checked at open, whatever ``verify``.
+        ``verify=False`` skips the checksums and NaN scans of the vectors, so opening reads
+        only the keys, the alive bitmap and the graph's links, and the vectors are paged in
+        by searches: for large files you trust (a damaged vector gives wrong distances, never
+        a crash).
+        """
+        return cls._open(Path(path), view=True, verify=verify)
 
     @classmethod
-    def _open(cls, path: Path, *, view: bool) -> VectorIndex:
-        file = read_index_file(path, required=("keys", "alive", "vectors"), view=view)
-        saved = check_saved(path, file)  # every field and size, before anything is built
+    def _open(cls, path: Path, *, view: bool, verify: bool = True) -> VectorIndex:
+        checked = None if verify else ("keys", "alive")
+        required = ("keys", "alive", "vectors")
+        file = read_index_file(path, required=required, view=view, verify=checked)
+        saved = check_saved(path, file, values=verify)  # fields and sizes, before building
         index = cls(
             saved.dim,
             metric=saved.metric,

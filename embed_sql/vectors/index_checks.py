@@ -52,8 +52,12 @@ class SavedIndex:
     graph: memoryview | None  # the usearch graph of an HNSW index
 
 
-def check_saved(path: Path, file: IndexFile) -> SavedIndex:
-    """Check ``file``'s header fields and sections against each other; return them typed."""
+def check_saved(path: Path, file: IndexFile, *, values: bool = True) -> SavedIndex:
+    """Check ``file``'s header fields and sections against each other; return them typed.
+
+    ``values=False`` trusts the vector values (no scan for NaN or infinity), so a view reads
+    only the keys, the alive bitmap and the graph's links; every structural check remains.
+    """
     h = file.header
     dim = _integer(path, h, "dim", 1, _MAX_DIM)
     labels = _integer(path, h, "labels", 0, _MAX_LABELS)
@@ -79,7 +83,7 @@ def check_saved(path: Path, file: IndexFile) -> SavedIndex:
     if matrix_name is not None:
         want = labels * dim * 4
         _size(path, parts, matrix_name, want, f"{labels} labels x dim {dim} x 4 bytes")
-    if matrix_name is not None:
+    if matrix_name is not None and values:
         _finite(path, matrix_name, np.frombuffer(parts[matrix_name], dtype="<f4"))
     keys = _keys(path, parts["keys"], labels)
     alive = _alive(path, parts["alive"], labels, count)
@@ -87,7 +91,7 @@ def check_saved(path: Path, file: IndexFile) -> SavedIndex:
     if not exact:
         graph = parts["vectors"]
         check_graph(path, graph, dim=dim, dtype=dtype, metric=metric, alive=alive)
-        if dtype != "i8":  # u32 rows, u32 bytes per row, then the vectors
+        if dtype != "i8" and values:  # u32 rows, u32 bytes per row, then the vectors
             rows, width = np.frombuffer(graph, dtype="<u4", count=2)
             stored = graph[8 : 8 + int(rows) * int(width)]
             _finite(path, "vectors", np.frombuffer(stored, dtype=f"<f{_WIDTH[dtype]}"))

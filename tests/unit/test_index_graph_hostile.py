@@ -7,6 +7,7 @@ gigabytes before ``embed_sql.vectors.graph_file`` checked them. Checksums are re
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from embed_sql.vectors import VectorIndex
-from tests.hostile_index import Q, craft, refused, refused_or_usable, save_kinds, split
+from embed_sql.vectors import IndexFileError, VectorIndex
+from tests.hostile_index import (
+    OPENERS,
+    Q,
+    craft,
+    refused,
+    refused_or_usable,
+    save_kinds,
+    split,
+    unverified_view,
+)
 
 
 @pytest.fixture(scope="module")
@@ -170,4 +180,51 @@ def test_random_graph_integers_with_valid_checksums_are_refused_or_usable(
     where, width = data.draw(st.sampled_from(fields))
     value = data.draw(INTERESTING) % (1 << (8 * width))
     bad = patch(blob, where, value, width)
-    refused_or_usable(craft(tmp_path / "r.index", header, {**sections, "vectors": bad}))
+    path = craft(tmp_path / "r.index", header, {**sections, "vectors": bad})
+    refused_or_usable(path, (*OPENERS, unverified_view))
+
+
+@pytest.mark.parametrize("kind", ["exact", "f16", "i8", "f32"])
+def test_a_view_without_verify_reads_only_keys_alive_and_graph_links(
+    saved: dict[str, Path], tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from embed_sql.vectors import index_file
+
+    _, sections = split(saved[kind])
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    def counting(data: bytes | memoryview = b"") -> object:
+        hashed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(index_file.hashlib, "sha256", counting)
+    index = VectorIndex.view(saved[kind], verify=False)
+    assert sum(hashed) == len(sections["keys"]) + len(sections["alive"])
+    assert index.search(Q, 3).counts.tolist() == [3] * len(Q)
+
+
+def test_a_view_without_verify_trusts_vector_values_but_never_the_structure(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
+    header, sections = split(saved["f16"])
+    raw = saved["f16"].read_bytes()
+    flipped = bytearray(raw)
+    flipped[-len(sections["matrix"]) + 5] ^= 0x01  # one matrix byte; checksum left stale
+    stale = tmp_path / "stale.index"
+    stale.write_bytes(bytes(flipped))
+    refused(stale, "checksum")
+    assert len(VectorIndex.view(stale, verify=False)) == 57  # values are trusted, as asked
+    blob = sections["vectors"]
+    at = node_at(blob, 1)[0]
+    bad = patch(patch(blob, at + 10, 1, 4), at + 14, 10**6, 4)  # a neighbour out of range
+    crafted = craft(tmp_path / "n.index", header, {**sections, "vectors": bad})
+    with pytest.raises(IndexFileError, match="neighbour"):
+        VectorIndex.view(crafted, verify=False)
+    keys = bytearray(raw)
+    keys[24 + len(json.dumps(header)) + 3] ^= 0xFF  # inside the keys section, stale checksum
+    (tmp_path / "keys.index").write_bytes(bytes(keys))
+    with pytest.raises(IndexFileError, match="'keys'"):
+        VectorIndex.view(tmp_path / "keys.index", verify=False)
