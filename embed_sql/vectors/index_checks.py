@@ -10,6 +10,7 @@ section.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pyarrow as pa
 from embed_sql.exceptions import InvalidParameterError
 from embed_sql.vectors.graph_file import check_graph
 from embed_sql.vectors.hnsw import hnsw_params, params_from_header
-from embed_sql.vectors.index_file import IndexFile, corrupt
+from embed_sql.vectors.index_file import IndexFile, IndexFileError, corrupt
 from embed_sql.vectors.metrics import Metric, parse_metric
 
 __all__ = ["DTYPES", "SavedIndex", "check_saved"]
@@ -181,11 +182,19 @@ def _keys(path: Path, section: memoryview, labels: int) -> pa.Array:
     """Decode the ``keys`` section: one Arrow IPC stream, exactly, of ``labels`` keys."""
     source = pa.BufferReader(pa.py_buffer(section))
     try:
+        for message in pa.ipc.MessageReader.open_stream(pa.py_buffer(section)):
+            if message.type != "schema" and (
+                message.type != "record batch" or _compressed(message.metadata.to_pybytes())
+            ):  # a compressed body declares its inflated size: a bomb would be allocated
+                problem = f"section 'keys' is compressed or has a {message.type}; save() none"
+                raise corrupt(path, problem)
         table = pa.ipc.open_stream(source).read_all()
         keys = table.column("key").combine_chunks() if table.num_columns == 1 else None
         if keys is not None:
             keys.validate(full=True)
-    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
+    except IndexFileError:
+        raise
+    except (pa.ArrowException, OSError, KeyError, ValueError, struct.error) as exc:
         problem = f"section 'keys' is not an Arrow IPC stream of keys ({str(exc)[:80]})"
         raise corrupt(path, problem) from None
     if keys is None or source.tell() != len(section):
@@ -201,6 +210,27 @@ def _keys(path: Path, section: memoryview, labels: int) -> pa.Array:
         )
         raise corrupt(path, problem)
     return keys
+
+
+def _compressed(meta: bytes) -> bool:
+    """Whether a record batch message (Arrow's flatbuffer) declares a body compression.
+
+    Message field 2 is its header, a RecordBatch table, whose field 3 is the compression.
+    """
+    message = struct.unpack_from("<I", meta, 0)[0]
+    at = _field(meta, message, 2)
+    if not at:
+        return False
+    batch = message + at + struct.unpack_from("<I", meta, message + at)[0]
+    return _field(meta, batch, 3) != 0
+
+
+def _field(meta: bytes, table: int, index: int) -> int:
+    """Offset of field ``index`` within a flatbuffer ``table`` (0 when it is absent)."""
+    vtable = table - struct.unpack_from("<i", meta, table)[0]
+    size = struct.unpack_from("<H", meta, vtable)[0]
+    slot = 4 + 2 * index
+    return int(struct.unpack_from("<H", meta, vtable + slot)[0]) if slot < size else 0
 
 
 def _alive(path: Path, section: memoryview, labels: int, count: int) -> np.ndarray:

@@ -373,3 +373,18 @@ def test_a_graph_degree_of_one_is_refused_when_building_and_when_opening(
     header, sections = split(saved["f16"])
     params = {**header["params"], "M": 1}
     refused(craft(tmp_path / "m1.index", {**header, "params": params}, sections), "params")
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_compressed_keys_are_refused_before_they_are_inflated(
+    saved: dict[str, Path], tmp_path: Path, codec: str
+) -> None:
+    header, sections = split(saved["f16"])
+    keys = pa.array(["a" * (1 << 18)] * 60)  # 15 MiB of keys, a few KiB compressed
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=codec)
+    with pa.ipc.new_stream(sink, pa.schema([("key", keys.type)]), options=options) as writer:
+        writer.write_batch(pa.record_batch([keys], names=["key"]))
+    bomb = sink.getvalue().to_pybytes()
+    assert len(bomb) * 100 < keys.nbytes
+    refused(craft(tmp_path / "z.index", header, {**sections, "keys": bomb}), "is compressed")
