@@ -40,7 +40,7 @@ _METRIC = {"cos": 99, "ip": 105, "l2sq": 101}
 _KEY_U64, _SLOT_U32 = 14, 15
 _MAX_DEGREE = 2 * 4096  # hnsw_params allows M up to 4096; the base layer has 2 M
 _GRAPH = "the HNSW graph in section 'vectors' "
-_GATHER = 1 << 20  # bytes gathered per step while checking nodes
+_GATHER = 1 << 17  # u32 words gathered per step while checking nodes (bounds temporaries)
 
 
 def check_graph(
@@ -105,7 +105,7 @@ def _check_nodes(
 ) -> np.ndarray:
     """Check each node's level and neighbour lists; return the nodes' keys."""
     keys = np.empty(len(offsets), dtype=np.uint64)
-    step = max(1, _GATHER // (4 * (1 + base)))
+    step = max(1, _GATHER // (1 + base))
     for lo in range(0, len(offsets), step):
         at, lv = offsets[lo : lo + step], levels[lo : lo + step]
         head = raw[at[:, None] + np.arange(_NODE_HEAD)]

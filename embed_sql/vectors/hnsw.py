@@ -231,8 +231,8 @@ class HNSWGraph:
         self._index.save(path)
 
     def load(self, buffer: memoryview) -> None:
-        """Replace this graph by a copy of a serialised one."""
-        self._index.load(bytes(buffer))
+        """Replace this graph by a copy of a serialised one (read in place, not copied first)."""
+        self._index.load(buffer)
 
     def view(self, buffer: memoryview) -> None:
         """Replace this graph by a read-only view of a serialised one (the buffer stays used).

@@ -173,7 +173,7 @@ def _size(path: Path, parts: dict[str, memoryview], name: str, want: int, why: s
 
 def _finite(path: Path, name: str, values: np.ndarray) -> None:
     """Refuse NaN or infinite vector values (a build never stores them)."""
-    step = 1 << 22  # bounds the temporary mask
+    step = 1 << 18  # bounds the temporary mask
     if not all(np.isfinite(values[i : i + step]).all() for i in range(0, len(values), step)):
         raise corrupt(path, f"section {name!r} holds NaN or infinite vector values")
 

@@ -88,7 +88,7 @@ class IndexFile:
 
     header: dict[str, Any]  # parsed JSON
     sections: dict[str, memoryview]
-    buffer: mmap.mmap | bytes
+    buffer: mmap.mmap | bytearray
 
 
 def write_index_file(
@@ -215,13 +215,21 @@ def read_index_file(
                 else f"{have - body} bytes follow the last section"
             )
             raise corrupt(path, problem)
-        buf: mmap.mmap | bytes = (
-            mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if view else fh.read()
-        )
+        buf: mmap.mmap | bytearray
+        if view:
+            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        else:  # read into one buffer of the known size: read() would join chunks (2x)
+            buf = bytearray(body)
+            view_of, got = memoryview(buf), 0
+            while got < body and (n := fh.readinto(view_of[got:])):  # type: ignore[attr-defined]
+                got += n
+            view_of.release()
+            if got != body:  # it shrank since fstat
+                raise corrupt(path, f"it is truncated: its sections need {body} bytes")
     missing = [name for name in required if name not in listed]
     if missing:
         raise corrupt(path, f"the header lists no section {missing[0]!r}")
-    mv = memoryview(buf)
+    mv = memoryview(buf).toreadonly()
     offset = 0 if not view else start + head_len
     if len(mv) - offset != body:  # it changed size since fstat
         raise corrupt(path, f"it is truncated: its sections need {body} bytes")

@@ -176,3 +176,23 @@ def test_saving_a_graph_does_not_hold_a_second_copy_of_it_in_memory(tmp_path: Pa
     assert peak < graph_bytes / 2  # streamed a chunk at a time, not the graph's bytes
     reopened = VectorIndex.view(path)
     np.testing.assert_array_equal(reopened.search(x[:20], 3).labels, index.search(x[:20], 3).labels)
+
+
+def test_loading_a_graph_does_not_copy_its_bytes_before_usearch_reads_them(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    x = np.random.default_rng(5).normal(size=(20_000, 32)).astype(np.float32)
+    path = VectorIndex.build(x, np.arange(20_000), dtype="f32", M=8, threads=1).save(
+        tmp_path / "g.index"
+    )
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        loaded = VectorIndex.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.75 * size  # the file once (and small temporaries), not a graph copy
+    assert len(loaded) == 20_000
