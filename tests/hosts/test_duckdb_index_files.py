@@ -94,3 +94,27 @@ def test_embed_create_index_path_names_the_target_it_cannot_write(
         con.sql(sql).fetchall()
     assert repr(str(path)) in str(info.value)
     assert ".tmp-" not in str(info.value)
+
+
+def test_embed_load_index_verify_false_skips_only_the_vector_checksums(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    path = tmp_path / "docs.index"
+    con.execute(f"SELECT embed_create_index('docs_index', 'docs_v', path := '{path}')").fetchall()
+    want = con.sql("FROM embed_knn_join('docs_v', 'docs_index', k := 2)").fetchall()
+    assert con.sql(f"SELECT embed_load_index('again', '{path}', verify := false)").fetchall() == [
+        (5,)
+    ]
+    got = con.sql("FROM embed_knn_join('docs_v', 'again', k := 2)").fetchall()
+    assert got == want
+    with pytest.raises(duckdb.Error, match="verify is NULL"):
+        con.sql(f"SELECT embed_load_index('x', '{path}', verify := NULL)").fetchall()
+    # a structural change (a truncated file) is refused either way
+    data = bytearray(path.read_bytes())
+    short = tmp_path / "short.index"
+    short.write_bytes(bytes(data[: len(data) // 2]))
+    for verify in ("true", "false"):
+        with pytest.raises(duckdb.Error, match="IndexFileError"):
+            con.sql(f"SELECT embed_load_index('y', '{short}', verify := {verify})").fetchall()
+    with pytest.raises(embed_sql.InvalidParameterError, match="verify=False needs mmap=True"):
+        embed_sql.load_index(con, "z", path, mmap=False, verify=False)

@@ -111,14 +111,22 @@ def create_index(
 
 
 def load_index(
-    con: duckdb.DuckDBPyConnection, name: str, path: str | os.PathLike[str], *, mmap: bool = True
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    mmap: bool = True,
+    verify: bool = True,
 ) -> VectorIndex:
     """Open a saved index (memory-mapped by default) under ``name``.
 
     When the table it was built from is in this database, the index answers for it again
-    (and refuses if the table changed since: refresh it).
+    (and refuses if the table changed since: refresh it). ``verify=False`` skips the
+    checksums of the vectors (every structural check still runs), as ``embed_load_index(...,
+    verify := false)``.
     """
-    return indexes.load(registered_state(con), name, path, mmap=mmap).index
+    state = registered_state(con)
+    return indexes.load(state, name, path, mmap=mmap, verify=verify).index
 
 
 def refresh_index(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, int]:

@@ -158,7 +158,7 @@ SPECS = (
         make_create_index,
         side_effects=True,
     ),
-    FunctionSpec("embed_sql_load_index", (_S, _S, CTX), _L, make_load_index, side_effects=True),
+    FunctionSpec("embed_sql_load_index", (_S, _S, _B, CTX), _L, make_load_index, side_effects=True),
     FunctionSpec(
         "embed_sql_refresh_index",
         (_S, _S),

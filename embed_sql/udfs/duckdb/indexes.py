@@ -183,13 +183,21 @@ def load(
     *,
     context: Context | None = None,
     mmap: bool = True,
+    verify: bool = True,
 ) -> NamedIndex:
-    """Open a saved index under ``name``; reattach it to its table if that table is here."""
+    """Open a saved index under ``name``; reattach it to its table if that table is here.
+
+    ``verify=False`` (memory-mapped only) skips the checksums and scans of the vectors: a
+    large index opens without reading them; every structural check still runs.
+    """
     name = index_name(name)
     if path is None:
         msg = "the index path is NULL; give the file written by embed_create_index(path := ...)"
         raise InvalidParameterError(msg)
-    index = VectorIndex.view(path) if mmap else VectorIndex.load(path)
+    if not verify and not mmap:
+        msg = "verify=False needs mmap=True: a load() reads every byte anyway, and checks them"
+        raise InvalidParameterError(msg)
+    index = VectorIndex.view(path, verify=verify) if mmap else VectorIndex.load(path)
     meta = index.meta
     named = NamedIndex(name, index)
     source = meta.get("source")

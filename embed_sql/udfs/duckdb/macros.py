@@ -195,7 +195,8 @@ MACROS = (
                                embed_sql_fp(tbl, key, vec))
     """,
     """
-    MACRO embed_load_index(idx, path) AS embed_sql_load_index(idx, path, embed_sql_ctx())
+    MACRO embed_load_index(idx, path, verify := true) AS
+        embed_sql_load_index(idx, path, verify, embed_sql_ctx())
     """,
     """
     MACRO embed_refresh_index(idx) AS embed_sql_refresh_index(idx, embed_sql_fp_of(idx))

@@ -83,12 +83,13 @@ def _optional_path(value: str | None) -> str | None:
 def make_load_index(state: DatabaseState) -> Callable[..., pa.Array]:
     """Make ``embed_sql_load_index``: open a saved index under a name."""
 
-    def load(names: Arrays, paths: Arrays, contexts: Arrays) -> pa.Array:
+    def load(names: Arrays, paths: Arrays, verifies: Arrays, contexts: Arrays) -> pa.Array:
         named = indexes.load(
             state,
             str(constant(names, "the index name")),
             str(constant(paths, "path")),
             context=Context.from_sql(constant(contexts, "the context")),
+            verify=bool(constant(verifies, "verify")),
         )
         return pa.array(np.full(len(names), len(named.index)), pa.int64())
 
