@@ -74,7 +74,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         print(f"{built.ref}: {built.onnx_path} ({size:.1f} MiB, from {built.source})")
         return 0
     if get(args.name).modality == "image":
-        from embed_sql.models.image import fetch as fetch_image
+        from embed_sql.models.image_files import fetch as fetch_image
 
         image = fetch_image(args.name)
         size = (image.path / "model.onnx").stat().st_size / 2**20

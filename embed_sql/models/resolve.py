@@ -334,7 +334,7 @@ def resolve(
         if variant != "fp32":
             msg = f"{spec.name!r} is a dual (CLIP-style) model: it has no {variant} variant"
             raise InvalidParameterError(msg)
-        from embed_sql.models.image import text_tower
+        from embed_sql.models.image_files import text_tower
 
         return text_tower(spec, offline=offline, cache_dir=cache_dir)
     offline = settings.offline if offline is None else offline
