@@ -1,7 +1,8 @@
 """Polars host: the only package that imports polars; importing it registers ``embed``.
 
 :mod:`.expr` holds the column expressions (``pl.col("t").embed.text()``), :mod:`.frame` the
-frame operations (LazyFrame does the work; the DataFrame form calls it and collects).
+frame operations (LazyFrame does the work; the DataFrame form calls it and collects),
+:mod:`.apps` the applications' frame methods, :mod:`.common` what they share.
 """
 
 from __future__ import annotations
