@@ -95,3 +95,25 @@ def refusals() -> Iterator[list[BaseException]]:
             msg = f"not an EmbedSQLError: {type(exc).__name__}: {exc}"
             raise AssertionError(msg) from exc
         caught.append(exc)
+
+
+def error_name(exc: BaseException) -> str | None:
+    """The EmbedSQLError subclass an exception is or wraps (DuckDB's message), else None."""
+    if isinstance(exc, EmbedSQLError):
+        return type(exc).__name__
+    if isinstance(exc, duckdb.Error):
+        found = [name for name in ERROR_NAMES if name in str(exc)]
+        return max(found, key=len) if found else None
+    return None
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    """``call()``'s answer, or the name of the EmbedSQLError it raised; anything else fails."""
+    try:
+        return call()
+    except Exception as exc:  # the point is to classify every exception
+        name = error_name(exc)
+        if name is None:
+            msg = f"not an EmbedSQLError: {type(exc).__name__}: {exc}"
+            raise AssertionError(msg) from exc
+        return name
