@@ -260,6 +260,8 @@ MACROS = (
         ORDER BY rank
     """,
     # -- whole-table operators: keys come back by value from the same read ----------------
+    # (LEFT joins: an inner join with no key to match, as over an empty table or only NULL
+    # keys, lets DuckDB skip the UDF, and with it the checks that refuse bad input)
     """
     MACRO embed_dedup(tbl, threshold, vec := 'v', key := 'id', metric := 'cos') AS TABLE
         WITH g AS (
@@ -273,8 +275,8 @@ MACROS = (
         )
         SELECT src.key AS key, g.s.group_id AS group_id, rep.key AS representative,
                g.s.keep AS keep
-        FROM g JOIN src ON src.key_text = g.s.key_text
-        JOIN src AS rep ON rep.key_text = g.s.representative_text
+        FROM g LEFT JOIN src ON src.key_text = g.s.key_text
+        LEFT JOIN src AS rep ON rep.key_text = g.s.representative_text
         ORDER BY g.s.row
     """,
     """
@@ -291,7 +293,7 @@ MACROS = (
             FROM query_table(tbl)
         )
         SELECT src.key AS key, g.s.cluster AS cluster
-        FROM g JOIN src ON src.key_text = g.s.key_text
+        FROM g LEFT JOIN src ON src.key_text = g.s.key_text
         ORDER BY g.s.row
     """,
     """
