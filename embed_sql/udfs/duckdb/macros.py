@@ -204,14 +204,16 @@ MACROS = (
     MACRO embed_drop_index(idx) AS embed_sql_drop_index(idx)
     """,
     # -- k nearest neighbours of one vector, keys in their own type -----------------------
+    # (NULL for a NULL vector; an empty list, not the NULL of an aggregate over no rows,
+    # for a vector with no neighbours, as over an empty index)
     """
-    MACRO embed_knn(vec, idx, k := 10) AS (
+    MACRO embed_knn(vec, idx, k := 10) AS CASE WHEN vec IS NULL THEN NULL ELSE coalesce((
         SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
                     ORDER BY t.m.rank)
         FROM (SELECT unnest(embed_sql_knn(vec::FLOAT[], idx, embed_sql_int(k, 'k'), NULL, NULL,
                                           embed_sql_fp_of(idx), embed_sql_ctx(), NULL)) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
-    )
+    ), []) END
     """,
     # the UDF's lists are materialized before they are unnested: unnesting them in the UDF's
     # own pipeline cost ~6 % more at 100k x 100k (benchmarks/sql_profile.py)

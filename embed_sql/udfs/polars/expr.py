@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import InputTypeError, MissingDependencyError
+from embed_sql.exceptions import InputTypeError, InvalidParameterError, MissingDependencyError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
@@ -226,9 +226,10 @@ class EmbedExpr:
     def knn(self, index: object, *, k: int = 10, vec: str = "v", metric: str = "cos") -> pl.Expr:
         """Return the ``k`` nearest rows of ``index`` for each vector, as SQL's ``embed_knn``.
 
-        Returns ``List(Struct(rank, key, distance))`` per row, closest first (an empty list
-        for a null vector). ``index`` is a :class:`~embed_sql.vectors.VectorIndex`, or a
-        DataFrame (``vec`` holds its vectors, keyed by its ``id`` column) indexed here, once.
+        Returns ``List(Struct(rank, key, distance))`` per row, closest first (null for a null
+        vector, as in SQL; a NaN or infinite vector is refused). ``index`` is a
+        :class:`~embed_sql.vectors.VectorIndex`, or a DataFrame (``vec`` holds its vectors,
+        keyed by its ``id`` column) indexed here, once.
 
         Examples
         --------
@@ -254,7 +255,14 @@ class EmbedExpr:
 
         def knn_batch(s: pl.Series) -> pl.Series:
             mat = vectors_to_numpy(s)
-            valid = ~np.isnan(mat).any(axis=1)
+            valid = s.is_not_null().to_numpy()
+            if not np.isfinite(mat[valid]).all():  # as SQL's embed_knn refuses them
+                bad = int((~np.isfinite(mat[valid]).all(axis=1)).sum())
+                msg = (
+                    f"{bad} query vector(s) contain NaN or Inf; a distance to them means "
+                    "nothing. Filter them out or fix the data"
+                )
+                raise InvalidParameterError(msg)
             res = found.search(mat[valid], k)
             rows, cols = np.nonzero(res.labels >= 0)
             children = pa.StructArray.from_arrays(
@@ -268,7 +276,7 @@ class EmbedExpr:
             counts = np.zeros(len(s), dtype=np.int64)
             counts[valid] = res.counts
             offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-            lists = pa.ListArray.from_arrays(offsets, children)
+            lists = pa.ListArray.from_arrays(offsets, children, mask=pa.array(~valid))
             return pl.Series(s.name, lists, dtype=dtype)
 
         return self._expr.map_batches(knn_batch, return_dtype=dtype, is_elementwise=True)
