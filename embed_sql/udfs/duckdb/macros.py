@@ -339,6 +339,7 @@ MACROS = (
         ORDER BY users.user_key, r.rank
     """,
     # -- fuzzy matching: typo-tolerant matches of two string columns -------------------
+    # (LEFT joins, as in embed_dedup: an inner join with no key to match skips the UDF)
     """
     MACRO embed_fuzzy_join(left_tbl, right_tbl, text, right_text, k := 5, key := 'id',
                            right_key := NULL, scorer := 'ratio', semantic := 0.0,
@@ -363,7 +364,8 @@ MACROS = (
         )
         SELECT lk.key AS left_key, rk.key AS right_key, m.char_score AS char_score,
                m.semantic_score AS semantic_score, m.score AS score, m.rank AS rank
-        FROM m JOIN lk ON lk.key_text = m.left_text JOIN rk ON rk.key_text = m.right_text
+        FROM m LEFT JOIN lk ON lk.key_text = m.left_text
+        LEFT JOIN rk ON rk.key_text = m.right_text
         ORDER BY lk.key, m.rank
     """,
     # -- zero-shot labels: the closest label per text, with the database's embed model ----
