@@ -317,6 +317,8 @@ MACROS = (
                       recursive := true)
     """,
     # -- recommendations: items for each user of an interactions table ------------------
+    # (a LEFT join to the users, as in embed_dedup: an inner one with no user to match
+    # would skip the UDF and its checks)
     """
     MACRO embed_recommend(tbl, idx, user_key := 'user_id', item_key := 'item_id', k := 10,
                           weight := NULL, time := NULL, half_life := NULL,
@@ -334,7 +336,7 @@ MACROS = (
             FROM query_table(tbl)
         )
         SELECT users.user_key, kk.key AS item_key, r.score AS score, r.rank AS rank
-        FROM r JOIN users ON users.user_text = r.user_text
+        FROM r LEFT JOIN users ON users.user_text = r.user_text
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = r.item_label
         ORDER BY users.user_key, r.rank
     """,
