@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -173,3 +174,73 @@ def test_fuzzy_join_checks_tables_whose_keys_are_all_null(
         con.sql("FROM embed_fuzzy_join('fz_one', 'fz_nokey', 't', 't')").fetchall()
     with pytest.raises(duckdb.Error, match="InvalidParameterError"):
         con.sql("FROM embed_fuzzy_join('fz_one', 'fz_one', 't', 't', k := 0)").fetchall()
+
+
+@st.composite
+def interactions(draw: st.DrawFn) -> pa.Table:
+    """(user_id, item_id) pairs: NULL users and items, items not in the catalog, repeats."""
+    n = draw(st.integers(0, 10))
+    users = draw(st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=n, max_size=n))
+    items = draw(st.lists(st.one_of(st.none(), st.integers(0, 9)), min_size=n, max_size=n))
+    return pa.table(
+        {"user_id": pa.array(users, pa.int64()), "item_id": pa.array(items, pa.int64())}
+    )
+
+
+@prop(40)
+@given(
+    inter=interactions(),
+    k=st.integers(-1, 8),
+    diversity=st.sampled_from([0.0, 0.5, 0.99, 1.0, -0.1, float("nan")]),
+)
+def test_recommend_is_the_same_in_sql_polars_and_python(
+    con: duckdb.DuckDBPyConnection, inter: pa.Table, k: int, diversity: float
+) -> None:
+    from embed_sql.pipelines.recommend import recommend
+    from embed_sql.vectors import from_numpy
+
+    vectors = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    items = pa.table({"id": pa.array(range(6), pa.int64()), "v": from_numpy(vectors)})
+    if not con.sql(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rec_items'"
+    ).fetchall()[0][0]:
+        _in_sql(con, items, "rec_items")
+        con.execute("SELECT embed_create_index('rec_ix', 'rec_items', exact := true)").fetchall()
+    cols = ["user_key", "item_key", "score", "rank"]
+    python = outcome(
+        lambda: _round_all(
+            list(
+                zip(
+                    *(
+                        recommend(inter, items, k=k, diversity=diversity).column(c).to_pylist()
+                        for c in cols
+                    ),
+                    strict=True,
+                )
+            )
+        )
+    )
+    _in_sql(con, inter, "rec_inter")
+    div = f"'{diversity!r}'::DOUBLE" if math.isnan(diversity) else repr(diversity)
+    sql = outcome(
+        lambda: _round_all(
+            con.sql(
+                f"FROM embed_recommend('rec_inter', 'rec_ix', k := {k}, diversity := {div})"
+            ).fetchall()
+        )
+    )
+    polars = outcome(
+        lambda: _round_all(
+            pl.from_arrow(inter)
+            .embed.recommend(pl.from_arrow(items), k=k, diversity=diversity)  # type: ignore[union-attr]
+            .select(cols)
+            .rows()
+        )
+    )
+    if isinstance(python, list):
+        users = {u for u in inter.column("user_id").to_pylist()}
+        assert None not in users, "a NULL user was recommended to"
+        assert {r[0] for r in python} <= users
+        assert all(1 <= r[3] <= k for r in python)
+    _same(polars, python)
+    _same(sql, python, rows_in=inter.num_rows)
