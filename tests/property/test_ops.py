@@ -345,3 +345,55 @@ def test_dedup_and_cluster_check_a_table_without_keys(
     assert con.sql(query).fetchall() == []
     with pytest.raises(duckdb.Error, match="InvalidParameterError"):
         con.sql(query.replace("0.1", "-1.0")).fetchall()
+
+
+@prop(30)
+@given(
+    left=tables(dim=2, odd=False),
+    right=tables(dim=2, odd=False, keys="unique"),
+    allowed=st.lists(st.one_of(st.none(), st.integers(-1, 9)), max_size=8),
+    k=st.integers(1, 6),
+)
+def test_knn_join_filtered_before_the_top_k_in_sql_polars_and_python(
+    con: duckdb.DuckDBPyConnection,
+    left: pa.Table,
+    right: pa.Table,
+    allowed: list[int | None],
+    k: int,
+) -> None:
+    if pa.types.is_string(right.schema.field("id").type):
+        right = right.set_column(0, "id", pa.array(range(right.num_rows), pa.int64()))
+    keys = right.column("id").to_pylist()
+    wanted = {a for a in allowed if a is not None}
+    mask = np.array(
+        [
+            key in wanted
+            for key, v in zip(keys, right.column("v").to_pylist(), strict=True)
+            if v is not None
+        ],
+        dtype=bool,
+    )
+    cols = ["left_key", "right_key", "distance", "rank"]
+    python = outcome(lambda: _rows(knn_join(left, right, k, exact=True, where=mask), cols))
+    _in_sql(con, left, "flt_left")
+    _in_sql(con, right, "flt_right")
+    _in_sql(con, pa.table({"id": pa.array(allowed, pa.int64())}), "flt_allowed")
+    con.execute("SELECT embed_create_index('flt_ix', 'flt_right', exact := true)").fetchall()
+    sql = outcome(
+        lambda: con.sql(
+            f"FROM embed_knn_join('flt_left', 'flt_ix', k := {k}, allowed := 'flt_allowed')"
+        ).fetchall()
+    )
+    lf, rf = pl.from_arrow(left), pl.from_arrow(right)
+    polars = outcome(
+        lambda: _rows(
+            lf.embed.knn_join(rf, k=k, exact=True, where=pl.col("id").is_in(sorted(wanted))),
+            cols,
+        )
+    )
+    if isinstance(python, list):
+        live_left = sum(v is not None for v in left.column("v").to_pylist())
+        assert len(python) == live_left * min(k, int(mask.sum()))
+        assert all(r[1] in wanted for r in python)
+    _same(polars, python)
+    _same(_round_all(sql), python, ordered=False, rows_in=left.num_rows)
