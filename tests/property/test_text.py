@@ -197,3 +197,19 @@ def test_chunks_on_an_empty_table_refuse_bad_options_as_python_does(
     quoted = _table(con, [], "empty_docs")
     with pytest.raises(duckdb.Error, match="InvalidParameterError"):
         con.sql(f"FROM embed_chunks({sql_literal(quoted)}, 's', max_tokens := 0)").fetchall()
+
+
+LONG = st.text(st.characters(exclude_categories=["Cs"]), min_size=500, max_size=3000)
+
+
+@prop(15)
+@given(texts=st.lists(st.one_of(st.none(), LONG, st.just("")), min_size=1, max_size=4))
+def test_long_texts_embed_to_finite_vectors_the_same_in_sql_and_python(
+    con: duckdb.DuckDBPyConnection, tiny_model: str, texts: list[str | None]
+) -> None:
+    quoted = _table(con, texts)
+    sql = con.sql(f"SELECT embed(s) AS e FROM {quoted} ORDER BY id").to_arrow_table()["e"]
+    want = shared_encoder(tiny_model).encode(texts)
+    assert _bytes(sql) == _bytes(want)
+    for v in want.to_pylist():
+        assert v is None or np.isfinite(v).all()
