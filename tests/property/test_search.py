@@ -33,6 +33,7 @@ from tests.property.test_ops import _round_all, _same
 from tests.property.test_vectors import tables
 
 TITLES = ["food", "burrito restaurant", "bank rates", "rain storm", "", "food market", "é ü"]
+DOCS = ["a", None, "a", None, "b", None, "b"]  # passages' documents; NULL: one of its own
 
 
 class Docs:
@@ -42,7 +43,7 @@ class Docs:
         self.model = model
         vectors = shared_encoder(model).encode(TITLES)
         self.arrow = pa.table(
-            {"id": list(range(10, 10 + len(TITLES))), "title": TITLES, "v": vectors}
+            {"id": list(range(10, 10 + len(TITLES))), "title": TITLES, "doc": DOCS, "v": vectors}
         )
         self.frame: pl.DataFrame = pl.from_arrow(self.arrow)  # type: ignore[assignment]
         self.dim = shared_encoder(model).dim
@@ -50,7 +51,7 @@ class Docs:
         embed_sql.register(self.con, model=model)
         self.con.register("docs_src", self.arrow)
         self.con.execute(
-            f"CREATE TABLE docs AS SELECT id, title, v::FLOAT[{self.dim}] AS v FROM docs_src"
+            f"CREATE TABLE docs AS SELECT id, title, doc, v::FLOAT[{self.dim}] AS v FROM docs_src"
         ).fetchall()
         self.con.execute("SELECT embed_create_index('six', 'docs', exact := true)").fetchall()
         self.index = VectorIndex.build(vectors, self.arrow.column("id"), exact=True)
@@ -72,18 +73,28 @@ def docs(tiny_model: str, session_cache: Path) -> Iterator[Docs]:
     query=st.one_of(st.none(), st.just(""), TEXT),
     k=st.integers(-1, 10),
     hybrid=st.booleans(),
+    per_document=st.booleans(),
 )
 def test_search_is_the_same_in_sql_polars_and_python(
-    docs: Docs, query: str | None, k: int, hybrid: bool
+    docs: Docs, query: str | None, k: int, hybrid: bool, per_document: bool
 ) -> None:
     cols = ["key", "distance", "rank", "score", "bm25"]
     text = "title" if hybrid else None
+    document = "doc" if per_document else None
     python = outcome(
         lambda: _round_all(
             list(
                 zip(
                     *(
-                        search(docs.arrow, query, k=k, hybrid=hybrid, text=text, model=docs.model)
+                        search(
+                            docs.arrow,
+                            query,  # type: ignore[arg-type]
+                            k=k,
+                            hybrid=hybrid,
+                            text=text,
+                            document=document,
+                            model=docs.model,
+                        )
                         .column(c)
                         .to_pylist()
                         for c in cols
@@ -97,6 +108,7 @@ def test_search_is_the_same_in_sql_polars_and_python(
         python = "InvalidParameterError"
     literal = "NULL" if query is None else sql_literal(query)
     options = f"k := {k}" + (", hybrid := true, text := 'title'" if hybrid else "")
+    options += ", document := 'doc'" if per_document else ""
     sql = outcome(
         lambda: _round_all(
             docs.con.sql(
@@ -106,13 +118,21 @@ def test_search_is_the_same_in_sql_polars_and_python(
     )
     polars = outcome(
         lambda: _round_all(
-            docs.frame.embed.search(query, k=k, hybrid=hybrid, text=text, model=docs.model)  # type: ignore[arg-type]
+            docs.frame.embed.search(
+                query,  # type: ignore[arg-type]
+                k=k,
+                hybrid=hybrid,
+                text=text,
+                document=document,
+                model=docs.model,
+            )
             .select("id", *cols[1:])
             .rows()
         )
     )
     if isinstance(python, list):
-        assert len(python) == min(k, len(TITLES))
+        groups = 2 + DOCS.count(None) if per_document else len(TITLES)  # NULL: its own
+        assert len(python) == min(k, groups)
         assert [r[2] for r in python] == list(range(1, len(python) + 1))
     _same(sql, python)
     _same(polars, python)
