@@ -188,3 +188,26 @@ def test_frames_collected_together_equal_each_collected_alone(tiny_model: str) -
     for run in runs:
         for a, b in zip(alone, run, strict=True):  # type: ignore[call-overload]
             assert a.equals(b)
+
+
+def test_register_from_cursors_in_threads_while_others_query(
+    con: duckdb.DuckDBPyConnection, tiny_model: str
+) -> None:
+    want = con.sql(QUERIES["knn_join"]).fetchall()
+    embedded = con.sql(QUERIES["embed"]).fetchall()
+
+    def job(i: int) -> Callable[[], tuple[list, list]]:
+        def run() -> tuple[list, list]:
+            cur = con.cursor()
+            try:
+                if i % 2:  # half register their cursor (cheap once the database is)
+                    embed_sql.register(cur, model=tiny_model)
+                return cur.sql(QUERIES["knn_join"]).fetchall(), cur.sql(QUERIES["embed"]).fetchall()
+            finally:
+                cur.close()
+
+        return run
+
+    for got_join, got_embed in _run_all([job(i) for i in range(THREADS)]):
+        assert got_join == want
+        assert got_embed == embedded
