@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import embed_sql
 import embed_sql.polars
 from embed_sql.udfs.duckdb.macros import quote_ident, sql_literal
-from embed_sql.vectors import VectorIndex, cluster, dedup, knn_join, range_join
+from embed_sql.vectors import VectorIndex, cluster, dedup, from_numpy, knn_join, range_join
 from tests.property.helpers import ODD_NAME, error_name, outcome, prop
 from tests.property.test_vectors import tables
 
@@ -397,3 +397,30 @@ def test_knn_join_filtered_before_the_top_k_in_sql_polars_and_python(
         assert all(r[1] in wanted for r in python)
     _same(polars, python)
     _same(_round_all(sql), python, ordered=False, rows_in=left.num_rows)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_nan_or_inf_query_is_the_same_refusal_in_every_host(
+    con: duckdb.DuckDBPyConnection, bad: float
+) -> None:
+    docs = pa.table({"id": [1, 2], "v": from_numpy(np.eye(2, dtype=np.float32))})
+    queries = pa.table({"id": [7], "v": from_numpy(np.array([[bad, 1.0]], np.float32))})
+    _in_sql(con, docs, "nan_docs")
+    _in_sql(con, queries, "nan_q")
+    con.execute("SELECT embed_create_index('nan_ix', 'nan_docs', exact := true)").fetchall()
+    index = VectorIndex.build(docs.column("v"), docs.column("id"), exact=True)
+    frame = pl.from_arrow(queries)
+    refusals = {
+        "python": outcome(lambda: knn_join(queries, docs, 1)),
+        "python index": outcome(lambda: index.search(queries.column("v"), 1)),
+        "sql knn_join": outcome(
+            lambda: con.sql("FROM embed_knn_join('nan_q', 'nan_ix')").fetchall()
+        ),
+        "sql knn": outcome(lambda: con.sql("SELECT embed_knn(v, 'nan_ix') FROM nan_q").fetchall()),
+        "polars knn_join": outcome(lambda: frame.embed.knn_join(pl.from_arrow(docs), k=1)),
+        "polars knn": outcome(lambda: frame.select(pl.col("v").embed.knn(index, k=1))),
+        "polars outlier": outcome(
+            lambda: frame.select(pl.col("v").embed.outlier_score(index, k=1))
+        ),
+    }
+    assert set(refusals.values()) == {"InputTypeError"}, refusals

@@ -280,5 +280,5 @@ def vector_matrix(vectors: pa.ChunkedArray | pa.Array, dim: int, what: str) -> n
             "means nothing. Filter them out (e.g. WHERE NOT list_has_any(v::FLOAT[], "
             "['nan'::FLOAT, 'inf'::FLOAT, '-inf'::FLOAT])) or fix the data"
         )
-        raise InvalidParameterError(msg)
+        raise InputTypeError(msg)  # the class the engine gives NaN/Inf vectors
     return mat

@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pyarrow as pa
 
-from embed_sql.exceptions import InputTypeError, InvalidParameterError, MissingDependencyError
+from embed_sql.exceptions import InputTypeError, MissingDependencyError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.models.registry import ModelSpec
@@ -342,5 +342,5 @@ def _queries(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
             f"{bad} query vector(s) in column {s.name!r} contain NaN or Inf; a distance to "
             "them means nothing. Filter them out or fix the data"
         )
-        raise InvalidParameterError(msg)
+        raise InputTypeError(msg)  # the class the engine and SQL give NaN/Inf vectors
     return mat, valid
