@@ -128,6 +128,12 @@ def recommend(
         raise InvalidParameterError(msg)
     index = index_for(items, vec=vec, key=key, exact=True)
     users = interactions.column(_named(interactions, user_key, "user_key"))
+    if users.null_count:
+        msg = (
+            f"user_key column {user_key!r} has {users.null_count} NULL(s); a recommendation "
+            "needs a user to go to: filter those interactions out or fill the key first"
+        )
+        raise InvalidParameterError(msg)
     seen_items = interactions.column(_named(interactions, item_key, "item_key"))
     labels_now = index.labels()
     pos = np.asarray(pc.index_in(seen_items, value_set=index.keys()).fill_null(-1))

@@ -41,7 +41,7 @@ from embed_sql.models.registry import ModelSpec
 from embed_sql.vectors.arrow import column_model, fixed_vectors
 from embed_sql.vectors.join import check_k, check_models
 
-__all__ = ["RRF_K", "BM25Index", "Ranked", "check_weight", "fuse", "search"]
+__all__ = ["RRF_K", "BM25Index", "Ranked", "check_weight", "document_groups", "fuse", "search"]
 
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al.; Elasticsearch's default)
 
@@ -229,6 +229,25 @@ def depth_for(k: int, grouped: bool) -> int:
     return max(50, 5 * k) * (4 if grouped else 1)
 
 
+def document_groups(documents: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Return a group id per passage: one per document value, and one per NULL document.
+
+    A passage without a document is a document of its own (as a NULL vector is its own
+    group in dedup), never merged with the other NULL ones.
+
+    Examples
+    --------
+    >>> document_groups(pa.array(["a", None, "a", None])).tolist()
+    [0, 1, 0, 2]
+    """
+    arr = documents.combine_chunks() if isinstance(documents, pa.ChunkedArray) else documents
+    encoded = pc.dictionary_encode(arr)
+    codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
+    nulls = codes < 0
+    codes[nulls] = len(encoded.dictionary) + np.arange(int(nulls.sum()))
+    return codes
+
+
 def search(
     table: pa.Table,
     queries: str | Sequence[str] | pa.Array,
@@ -317,7 +336,7 @@ def search(
         lexical = lex.search(texts, depth)
     groups = None
     if document is not None:
-        groups = np.asarray(pc.dictionary_encode(table.column(document).combine_chunks()).indices)
+        groups = document_groups(table.column(document))
     ranked = fuse(k, len(texts), vector=vector, lexical=lexical, weight=w, groups=groups)
     return _table(ranked, table, texts, key, document)
 

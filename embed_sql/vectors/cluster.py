@@ -18,6 +18,8 @@ import pyarrow as pa
 
 from embed_sql._progress import progress_bar
 from embed_sql.exceptions import InvalidParameterError
+from embed_sql.vectors.arrow import vector_dim
+from embed_sql.vectors.inputs import as_keys, as_matrix, refuse_duplicates
 from embed_sql.vectors.join import _column, check_k, self_range_join
 from embed_sql.vectors.metrics import Metric, distances, parse_metric
 
@@ -160,10 +162,11 @@ def cluster(
         _, valid, comp, mat = _components_table(table, vec, key, threshold, metric, exact=True)
         raw = comp
     else:
-        from embed_sql.vectors.arrow import to_numpy
-
         k = check_k(k)
-        mat = to_numpy(vectors)[valid]
+        keys = _column(table, key, "key")
+        live_keys = as_keys(keys, len(valid)).filter(pa.array(valid))  # as threshold= does
+        refuse_duplicates(pa.array([], live_keys.type), live_keys)
+        mat = as_matrix(vectors, None)[0][valid]
         if len(mat) < k:
             msg = f"k={k} clusters need at least {k} non-NULL vectors; the table has {len(mat)}"
             raise InvalidParameterError(msg)
@@ -174,8 +177,9 @@ def cluster(
     labels = order[inverse]
     n_clusters = len(first)
     sizes = np.bincount(labels, minlength=n_clusters)
-    centroids = np.zeros((n_clusters, mat.shape[1] if len(mat) else 0), dtype=np.float32)
-    np.add.at(centroids, labels, mat)
+    centroids = np.zeros((n_clusters, vector_dim(vectors.type)), dtype=np.float32)
+    if len(mat):
+        np.add.at(centroids, labels, mat)
     centroids /= np.maximum(sizes, 1)[:, None]
     full = np.full(len(valid), -1, dtype=np.int64)
     full[valid] = labels

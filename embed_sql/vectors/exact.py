@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from embed_sql.vectors.inputs import F32_MAX
 from embed_sql.vectors.metrics import Metric, candidate_distances, distances, pair_distances
 
 __all__ = ["ExactStore", "slack", "top_k"]
@@ -198,7 +199,7 @@ class ExactStore:
                 labs = candidates[rs : rs + ROW_BLOCK]
                 vecs = self.rows(labs)
                 d = distances(self.metric, q[qrows], vecs)
-                qi, ri = np.nonzero(d <= threshold + slack(self.metric, threshold))
+                qi, ri = np.nonzero(d <= min(threshold + slack(self.metric, threshold), F32_MAX))
                 exact_d = pair_distances(self.metric, q[qrows[qi]], vecs[ri])
                 keep = exact_d <= threshold
                 parts.append((qrows[qi[keep]], labs[ri[keep]], exact_d[keep]))

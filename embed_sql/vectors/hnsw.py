@@ -19,6 +19,7 @@ import numpy as np
 
 from embed_sql._native import usearch_index
 from embed_sql.exceptions import InvalidParameterError
+from embed_sql.vectors.inputs import F32_MAX
 from embed_sql.vectors.metrics import Metric, from_usearch, usearch_metric
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ class HNSWGraph:
         out: list[Pairs] = []
         while len(pending):
             labs, d, hit = self.search(q[pending], count, threads=threads)
-            within = hit & (d <= threshold + margin)
+            within = hit & (d <= min(threshold + margin, F32_MAX))
             full = within.sum(axis=1) == count
             done = ~full if count < n else np.ones(len(pending), dtype=bool)
             qi, ci = np.nonzero(within & done[:, None])

@@ -51,6 +51,7 @@ from embed_sql.vectors.inputs import (
     as_matrix,
     cast_keys,
     check_k,
+    check_threshold,
     refuse_duplicates,
 )
 from embed_sql.vectors.metrics import Metric, parse_metric
@@ -393,10 +394,7 @@ class VectorIndex:
 
         Sorted by query row, then distance, then key.
         """
-        threshold = float(threshold)
-        if not np.isfinite(threshold):
-            msg = f"threshold={threshold!r} must be a finite distance"
-            raise InvalidParameterError(msg)
+        threshold = check_threshold(threshold)
         q, valid = as_matrix(queries, self.dim)
         rows = np.flatnonzero(valid)
         n = len(self)

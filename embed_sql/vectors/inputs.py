@@ -13,7 +13,18 @@ import pyarrow.compute as pc
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
 from embed_sql.vectors.arrow import to_numpy, vector_dim
 
-__all__ = ["as_keys", "as_matrix", "cast_keys", "check_k", "refuse_duplicates"]
+__all__ = [
+    "F32_MAX",
+    "as_keys",
+    "as_matrix",
+    "cast_keys",
+    "check_k",
+    "check_threshold",
+    "refuse_duplicates",
+]
+
+# distances are float32: a threshold past the largest one means "every finite distance"
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_k(k: object, *, most: int | None = None) -> int:
@@ -25,6 +36,19 @@ def check_k(k: object, *, most: int | None = None) -> int:
         msg = f"k={k!r} must be no larger than the {most} rows searched"
         raise InvalidParameterError(msg)
     return int(k)
+
+
+def check_threshold(threshold: object) -> float:
+    """Return a range threshold as a float, capped at float32's largest; refuse NaN/Inf."""
+    try:
+        value = float(threshold)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        msg = f"threshold={threshold!r} must be a number (a distance)"
+        raise InvalidParameterError(msg) from exc
+    if not np.isfinite(value):
+        msg = f"threshold={threshold!r} must be a finite distance"
+        raise InvalidParameterError(msg)
+    return min(value, F32_MAX)
 
 
 def cast_keys(keys: object, key_type: pa.DataType) -> pa.Array:

@@ -28,7 +28,7 @@ from embed_sql.exceptions import (
 )
 from embed_sql.vectors.arrow import column_model
 from embed_sql.vectors.index import SearchResult, VectorIndex
-from embed_sql.vectors.inputs import check_k
+from embed_sql.vectors.inputs import check_k, check_threshold
 from embed_sql.vectors.metrics import Metric
 
 __all__ = [
@@ -304,6 +304,7 @@ def range_join(
         ``left_key``, ``right_key``, ``distance`` (:data:`RANGE_COLUMNS`), ordered by left
         row, distance, key.
     """
+    threshold = check_threshold(threshold)  # refused before any data is read
     rvec, rkey = _sides(vec, key, right_vec, right_key)
     index = index_for(right, vec=rvec, key=rkey, metric=metric, exact=exact, threads=threads)
     check_models(_model_key(left, vec), index.model_key, allow=allow_models)
@@ -336,6 +337,7 @@ def self_range_join(
     first in insertion order), the index, and the pairs as row-label arrays (for dedup and
     clustering).
     """
+    threshold = check_threshold(threshold)
     index = index_for(table, vec=vec, key=key, metric=metric, exact=exact, threads=threads)
     lname, rname, _ = RANGE_COLUMNS
     firsts, seconds, dists = [], [], []

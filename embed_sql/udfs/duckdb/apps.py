@@ -137,7 +137,7 @@ def _read_rows(
     expected: str | None,
 ) -> _Rows:
     """Read the text (and document) column of an index's table, or reuse the last read."""
-    from embed_sql.pipelines.search import BM25Index
+    from embed_sql.pipelines.search import BM25Index, document_groups
 
     if named.source is None:
         msg = (
@@ -190,7 +190,7 @@ def _read_rows(
     labels = np.where(pos.is_valid(), alive[pos.fill_null(0)], -1).astype(np.int64)
     groups = None
     if document:
-        codes = np.asarray(pc.dictionary_encode(read.column("document").combine_chunks()).indices)
+        codes = document_groups(read.column("document"))
         groups = np.full(named.index.label_count, -1, dtype=np.int64)
         groups[labels[labels >= 0]] = codes[labels >= 0]
     bm25 = BM25Index(read.column("text").combine_chunks()) if hybrid else None

@@ -205,14 +205,16 @@ MACROS = (
     MACRO embed_drop_index(idx) AS embed_sql_drop_index(idx)
     """,
     # -- k nearest neighbours of one vector, keys in their own type -----------------------
+    # (NULL for a NULL vector; an empty list, not the NULL of an aggregate over no rows,
+    # for a vector with no neighbours, as over an empty index)
     """
-    MACRO embed_knn(vec, idx, k := 10) AS (
+    MACRO embed_knn(vec, idx, k := 10) AS CASE WHEN vec IS NULL THEN NULL ELSE coalesce((
         SELECT list({'rank': t.m.rank, 'key': kk.key, 'distance': t.m.distance}
                     ORDER BY t.m.rank)
         FROM (SELECT unnest(embed_sql_knn(vec::FLOAT[], idx, embed_sql_int(k, 'k'), NULL, NULL,
                                           embed_sql_fp_of(idx), embed_sql_ctx(), NULL)) AS m) AS t
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
-    )
+    ), []) END
     """,
     # the UDF's lists are materialized before they are unnested: unnesting them in the UDF's
     # own pipeline cost ~6 % more at 100k x 100k (benchmarks/sql_profile.py)
@@ -261,6 +263,8 @@ MACROS = (
         ORDER BY rank
     """,
     # -- whole-table operators: keys come back by value from the same read ----------------
+    # (LEFT joins: an inner join with no key to match, as over an empty table or only NULL
+    # keys, lets DuckDB skip the UDF, and with it the checks that refuse bad input)
     """
     MACRO embed_dedup(tbl, threshold, vec := 'v', key := 'id', metric := 'cos') AS TABLE
         WITH g AS (
@@ -274,8 +278,8 @@ MACROS = (
         )
         SELECT src.key AS key, g.s.group_id AS group_id, rep.key AS representative,
                g.s.keep AS keep
-        FROM g JOIN src ON src.key_text = g.s.key_text
-        JOIN src AS rep ON rep.key_text = g.s.representative_text
+        FROM g LEFT JOIN src ON src.key_text = g.s.key_text
+        LEFT JOIN src AS rep ON rep.key_text = g.s.representative_text
         ORDER BY g.s.row
     """,
     """
@@ -292,7 +296,7 @@ MACROS = (
             FROM query_table(tbl)
         )
         SELECT src.key AS key, g.s.cluster AS cluster
-        FROM g JOIN src ON src.key_text = g.s.key_text
+        FROM g LEFT JOIN src ON src.key_text = g.s.key_text
         ORDER BY g.s.row
     """,
     """
@@ -314,6 +318,8 @@ MACROS = (
                       recursive := true)
     """,
     # -- recommendations: items for each user of an interactions table ------------------
+    # (a LEFT join to the users, as in embed_dedup: an inner one with no user to match
+    # would skip the UDF and its checks)
     """
     MACRO embed_recommend(tbl, idx, user_key := 'user_id', item_key := 'item_id', k := 10,
                           weight := NULL, time := NULL, half_life := NULL,
@@ -331,11 +337,12 @@ MACROS = (
             FROM query_table(tbl)
         )
         SELECT users.user_key, kk.key AS item_key, r.score AS score, r.rank AS rank
-        FROM r JOIN users ON users.user_text = r.user_text
+        FROM r LEFT JOIN users ON users.user_text = r.user_text
         JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = r.item_label
         ORDER BY users.user_key, r.rank
     """,
     # -- fuzzy matching: typo-tolerant matches of two string columns -------------------
+    # (LEFT joins, as in embed_dedup: an inner join with no key to match skips the UDF)
     """
     MACRO embed_fuzzy_join(left_tbl, right_tbl, text, right_text, k := 5, key := 'id',
                            right_key := NULL, scorer := 'ratio', semantic := 0.0,
@@ -360,7 +367,8 @@ MACROS = (
         )
         SELECT lk.key AS left_key, rk.key AS right_key, m.char_score AS char_score,
                m.semantic_score AS semantic_score, m.score AS score, m.rank AS rank
-        FROM m JOIN lk ON lk.key_text = m.left_text JOIN rk ON rk.key_text = m.right_text
+        FROM m LEFT JOIN lk ON lk.key_text = m.left_text
+        LEFT JOIN rk ON rk.key_text = m.right_text
         ORDER BY lk.key, m.rank
     """,
     # -- zero-shot labels: the closest label per text, with the database's embed model ----

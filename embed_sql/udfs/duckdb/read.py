@@ -215,8 +215,11 @@ def read_source(
         raise InvalidParameterError(msg)
     keys = data.column("id").combine_chunks()
     if keys.null_count:
-        msg = f"key column {key!r} of {table!r} has {keys.null_count} NULL keys; keys identify rows"
-        raise InvalidParameterError(msg)
+        msg = (
+            f"key column {key!r} of {table!r} has {keys.null_count} NULL keys; keys identify "
+            "rows: filter them out or fill them (e.g. coalesce) first"
+        )
+        raise InputTypeError(msg)  # the class Python's index gives a NULL key
     vectors = fixed_vectors(data.column("v"), vec, table)
     return Source(qualified, keys, vectors, hashes, fingerprint)
 
@@ -277,5 +280,5 @@ def vector_matrix(vectors: pa.ChunkedArray | pa.Array, dim: int, what: str) -> n
             "means nothing. Filter them out (e.g. WHERE NOT list_has_any(v::FLOAT[], "
             "['nan'::FLOAT, 'inf'::FLOAT, '-inf'::FLOAT])) or fix the data"
         )
-        raise InvalidParameterError(msg)
+        raise InputTypeError(msg)  # the class the engine gives NaN/Inf vectors
     return mat

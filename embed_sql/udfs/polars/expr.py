@@ -226,9 +226,10 @@ class EmbedExpr:
     def knn(self, index: object, *, k: int = 10, vec: str = "v", metric: str = "cos") -> pl.Expr:
         """Return the ``k`` nearest rows of ``index`` for each vector, as SQL's ``embed_knn``.
 
-        Returns ``List(Struct(rank, key, distance))`` per row, closest first (an empty list
-        for a null vector). ``index`` is a :class:`~embed_sql.vectors.VectorIndex`, or a
-        DataFrame (``vec`` holds its vectors, keyed by its ``id`` column) indexed here, once.
+        Returns ``List(Struct(rank, key, distance))`` per row, closest first (null for a null
+        vector, as in SQL; a NaN or infinite vector is refused). ``index`` is a
+        :class:`~embed_sql.vectors.VectorIndex`, or a DataFrame (``vec`` holds its vectors,
+        keyed by its ``id`` column) indexed here, once.
 
         Examples
         --------
@@ -253,8 +254,7 @@ class EmbedExpr:
         dtype = pl.List(pl.Struct({"rank": pl.Int32, "key": key_type, "distance": pl.Float32}))
 
         def knn_batch(s: pl.Series) -> pl.Series:
-            mat = vectors_to_numpy(s)
-            valid = ~np.isnan(mat).any(axis=1)
+            mat, valid = _queries(s)
             res = found.search(mat[valid], k)
             rows, cols = np.nonzero(res.labels >= 0)
             children = pa.StructArray.from_arrays(
@@ -268,7 +268,7 @@ class EmbedExpr:
             counts = np.zeros(len(s), dtype=np.int64)
             counts[valid] = res.counts
             offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-            lists = pa.ListArray.from_arrays(offsets, children)
+            lists = pa.ListArray.from_arrays(offsets, children, mask=pa.array(~valid))
             return pl.Series(s.name, lists, dtype=dtype)
 
         return self._expr.map_batches(knn_batch, return_dtype=dtype, is_elementwise=True)
@@ -292,7 +292,7 @@ class EmbedExpr:
         k = check_k(k, most=len(index))
 
         def score_batch(s: pl.Series) -> pl.Series:
-            out = kth_distance(index, vectors_to_numpy(s), k)
+            out = kth_distance(index, _queries(s)[0], k)
             return pl.Series(s.name, out, dtype=pl.Float32).fill_nan(None)
 
         return self._expr.map_batches(score_batch, return_dtype=pl.Float32, is_elementwise=True)
@@ -321,8 +321,26 @@ class EmbedExpr:
         scorer: OutlierScorer = reference
 
         def flag_batch(s: pl.Series) -> pl.Series:
-            out = scorer.score(vectors_to_numpy(s))
+            out = scorer.score(_queries(s)[0])
             flags = pa.array(out > scorer.threshold, pa.bool_(), mask=np.isnan(out))
             return pl.Series(s.name, flags, dtype=pl.Boolean)
 
         return self._expr.map_batches(flag_batch, return_dtype=pl.Boolean, is_elementwise=True)
+
+
+def _queries(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return a vector column as (matrix, NaN rows for nulls; validity); refuse NaN/Inf.
+
+    ``vectors_to_numpy`` marks a null row with NaN, so a NaN in a non-null row must be
+    refused here, before it passes for a null (SQL's functions refuse it too).
+    """
+    mat = vectors_to_numpy(s)
+    valid = s.is_not_null().to_numpy()
+    bad = int((~np.isfinite(mat[valid]).all(axis=1)).sum())
+    if bad:
+        msg = (
+            f"{bad} query vector(s) in column {s.name!r} contain NaN or Inf; a distance to "
+            "them means nothing. Filter them out or fix the data"
+        )
+        raise InputTypeError(msg)  # the class the engine and SQL give NaN/Inf vectors
+    return mat, valid
