@@ -20,9 +20,8 @@ weighted by each shape's share of the model's FLOPs. MiniLM-L6 costs 21.2 MFLOP 
 (6 layers x (4 x 384^2 + 2 x 384 x 1,536) multiply-adds x 2), so an engine's GFLOP/s is
 texts/s x tokens per text (the model's tokenizer, special tokens included, cut at 256) x
 21.2 M; "of ceiling" is that over the ceiling (attention scores and the rest are not
-counted, so it slightly undercounts). "embed_sql fp32 fused" is a lever measured side by
-side: the same graph after onnxruntime's offline transformer optimizer (Attention,
-SkipLayerNorm, BiasGelu and embedding fusion), not the default.
+counted, so it slightly undercounts). embed_sql's fp32 graph is fused offline at export
+(onnxruntime's transformer optimizer: Attention, SkipLayerNorm, BiasGelu, embeddings).
 
     .venv/bin/python benchmarks/encode.py                 # several thousand texts each
     .venv/bin/python benchmarks/encode.py --short 500 --long 200 --rounds 1   # quick look
@@ -47,7 +46,6 @@ ENGINES = (
     "sentence-transformers",
     "fastembed",
     "embed_sql fp32",
-    "embed_sql fp32 fused",
     "embed_sql int8",
     "embed_sql static (potion-base-8M)",
 )
@@ -82,14 +80,6 @@ elif "static" in engine:
 else:
     from embed_sql import TextEncoder
     enc = TextEncoder(quantize="int8" if engine.endswith("int8") else None)
-    if engine.endswith("fused"):
-        import dataclasses, pathlib
-        from onnxruntime.transformers.optimizer import optimize_model
-        fused = pathlib.Path(sys.argv[4]).parent / "fused.onnx"
-        if not fused.exists():
-            optimize_model(str(enc.resolved.onnx_path), model_type="bert", num_heads=12,
-                           hidden_size=384).save_model_to_file(str(fused))
-        enc.resolved = dataclasses.replace(enc.resolved, onnx_path=fused)
     run = enc.encode_numpy
 run(texts[:64])  # warm-up: session creation, first allocations
 start = time.perf_counter()

@@ -240,3 +240,18 @@ def test_a_damaged_cache_entry_names_the_folder_and_the_rebuild(
         match=r"cache entry is damaged: delete .*fp32-.* `embed-sql models export org/damaged`",
     ):
         models.TextEncoder("org/damaged").encode(["x"])
+
+
+def test_the_export_is_fused_when_that_is_exact(tiny_source: Path, fresh_cache: Path) -> None:
+    import onnx
+
+    from embed_sql.models.export import fuse
+
+    graph = onnx.load(str(models.resolve(str(tiny_source)).onnx_path)).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops  # onnxruntime's fused operators
+    broken = fresh_cache / "config.json"
+    broken.write_text("{}")  # no head count: the plain graph stays
+    plain = fresh_cache / "plain.onnx"
+    shutil.copyfile(models.resolve(str(tiny_source)).onnx_path, plain)
+    assert fuse(plain, broken) is False
