@@ -85,12 +85,21 @@ def fingerprints(mat: np.ndarray) -> np.ndarray:
     return out
 
 
+def _telling(mat: np.ndarray) -> np.ndarray:
+    """Return the rows that can tell a model: no NaN, not all zero.
+
+    The zero vector (a static model's answer for a text with no known token) is the same in
+    every model and every dimension (its fingerprint is 0), so it proves nothing.
+    """
+    bad = np.isnan(mat).any(axis=1) | ~mat.any(axis=1)
+    return mat[~bad] if bad.any() else mat
+
+
 def record(model_key: str, name: str, mat: np.ndarray) -> None:
-    """Remember that ``model_key`` made the (non-NaN) rows of ``mat``."""
+    """Remember that ``model_key`` made the (non-NaN, non-zero) rows of ``mat``."""
     if not len(mat):
         return
-    rows = mat[~np.isnan(mat).any(axis=1)] if np.isnan(mat).any() else mat
-    fps = fingerprints(rows)
+    fps = fingerprints(_telling(mat))
     with _LOCK:
         _STORES.setdefault(model_key, _Store(name)).add(fps)
 
@@ -101,8 +110,7 @@ def identify(mat: np.ndarray) -> set[str]:
         return set()
     if len(mat) > _SAMPLE:  # a spread of rows is enough to tell
         mat = mat[np.linspace(0, len(mat) - 1, _SAMPLE).astype(np.int64)]
-    rows = mat[~np.isnan(mat).any(axis=1)]
-    fps = fingerprints(rows)
+    fps = fingerprints(_telling(mat))
     found = set()
     with _LOCK:
         stores = [(k, s.sorted()) for k, s in _STORES.items()]

@@ -55,3 +55,12 @@ def test_null_children_inside_valid_rows_are_refused() -> None:
     arr = pa.FixedSizeListArray.from_arrays(values, 2)
     with pytest.raises(InputTypeError, match="NULL elements inside non-NULL vectors"):
         to_numpy(arr)
+
+
+def test_zero_vectors_tell_no_model() -> None:
+    from embed_sql.vectors import provenance
+
+    zeros = np.zeros((2, 5), dtype=np.float32)
+    provenance.record("key-zero-model", "zero-model", zeros)  # e.g. empty texts, static model
+    assert provenance.identify(np.zeros((3, 5), dtype=np.float32)) == set()
+    assert provenance.identify(np.zeros((1, 2), dtype=np.float32)) == set()  # any dimension
