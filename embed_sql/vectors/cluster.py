@@ -75,6 +75,12 @@ def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         labels = new
 
 
+def _unique_keys(table: pa.Table, key: str) -> None:
+    """Refuse repeated keys, also on rows with a NULL vector: each row's answer is keyed."""
+    keys = as_keys(_column(table, key, "key"), table.num_rows)
+    refuse_duplicates(pa.array([], keys.type), keys)
+
+
 def _components_table(
     table: pa.Table, vec: str, key: str, threshold: float, metric: Metric, *, exact: bool
 ) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]:
@@ -82,6 +88,7 @@ def _components_table(
     if not np.isfinite(threshold) or threshold < 0:
         msg = f"threshold={threshold!r} must be a finite, non-negative distance"
         raise InvalidParameterError(msg)
+    _unique_keys(table, key)
     _, index, a, b = self_range_join(table, threshold, vec=vec, key=key, metric=metric, exact=exact)
     comp = connected_components(len(index), a, b)
     valid = np.asarray(_column(table, vec, "vector").is_valid(), dtype=bool)
@@ -163,9 +170,7 @@ def cluster(
         raw = comp
     else:
         k = check_k(k)
-        keys = _column(table, key, "key")
-        live_keys = as_keys(keys, len(valid)).filter(pa.array(valid))  # as threshold= does
-        refuse_duplicates(pa.array([], live_keys.type), live_keys)
+        _unique_keys(table, key)
         mat = as_matrix(vectors, None)[0][valid]
         if len(mat) < k:
             msg = f"k={k} clusters need at least {k} non-NULL vectors; the table has {len(mat)}"

@@ -6,14 +6,17 @@ with other work); the session ends with one line saying how many generated cases
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis.internal.observability import (
     add_observability_callback,
     remove_observability_callback,
 )
 
+import embed_sql
 from tests.unit.conftest import (  # noqa: F401 - fixtures shared with the unit tests
     _offline_private_cache,
     session_cache,
@@ -47,3 +50,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def tiny_model(tiny_source: Path) -> str:
     """The tiny model's path, as ``register(con, model=...)`` and the Polars namespace take it."""
     return str(tiny_source)
+
+
+@pytest.fixture(scope="module")
+def con(tiny_model: str, session_cache: Path) -> Iterator[duckdb.DuckDBPyConnection]:  # noqa: F811
+    """One registered connection per test module, on the tiny model, offline."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EMBED_SQL_CACHE", str(session_cache))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    connection = duckdb.connect()
+    embed_sql.register(connection, model=tiny_model)
+    yield connection
+    connection.close()
+    mp.undo()

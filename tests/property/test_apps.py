@@ -9,8 +9,6 @@ refusal an EmbedSQLError.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -20,26 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import embed_sql
-import embed_sql.polars
+import embed_sql.polars  # noqa: F401 - registers the .embed namespaces
 from embed_sql.pipelines.classify import classify
 from embed_sql.pipelines.fuzzy import fuzzy_join
 from embed_sql.udfs.duckdb.macros import sql_literal
 from tests.property.helpers import TEXT, TEXTS, outcome, prop
 from tests.property.test_ops import _round_all, _same
-
-
-@pytest.fixture(scope="module")
-def con(tiny_model: str, session_cache: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBED_SQL_CACHE", str(session_cache))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    connection = duckdb.connect()
-    embed_sql.register(connection, model=tiny_model)
-    yield connection
-    connection.close()
-    mp.undo()
-
 
 KEYS = st.one_of(st.none(), st.integers(0, 4))
 

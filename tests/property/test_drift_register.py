@@ -9,12 +9,9 @@ alias that names a SQL function and refuses any other with an EmbedSQLError.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,18 +20,6 @@ from embed_sql.pipelines import drift
 from tests.property.helpers import outcome, prop
 from tests.property.test_ops import _round_all, _same
 from tests.property.test_vectors import tables
-
-
-@pytest.fixture(scope="module")
-def con(tiny_model: str, session_cache: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBED_SQL_CACHE", str(session_cache))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    connection = duckdb.connect()
-    embed_sql.register(connection, model=tiny_model)
-    yield connection
-    connection.close()
-    mp.undo()
 
 
 @prop(30)

@@ -9,15 +9,12 @@ quotes and unicode) answers as the original.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import embed_sql
 from embed_sql.udfs.duckdb.macros import sql_literal
 from tests.property.helpers import FINITE, outcome, prop
 
@@ -28,18 +25,6 @@ CHANGE = st.one_of(
     st.tuples(st.just("delete"), st.integers(0, 60), st.none()),
     st.tuples(st.just("update"), st.integers(0, 60), VEC),
 )
-
-
-@pytest.fixture(scope="module")
-def con(tiny_model: str, session_cache: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBED_SQL_CACHE", str(session_cache))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    connection = duckdb.connect()
-    embed_sql.register(connection, model=tiny_model)
-    yield connection
-    connection.close()
-    mp.undo()
 
 
 def _vec(v: list[float] | None) -> str:

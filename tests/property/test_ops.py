@@ -9,8 +9,6 @@ DuckDB error naming it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import duckdb
 import numpy as np
 import polars as pl
@@ -19,8 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import embed_sql
-import embed_sql.polars
+import embed_sql.polars  # noqa: F401 - registers the .embed namespaces
 from embed_sql.udfs.duckdb.macros import quote_ident, sql_literal
 from embed_sql.vectors import VectorIndex, cluster, dedup, from_numpy, knn_join, range_join
 from tests.property.helpers import ODD_NAME, error_name, outcome, prop
@@ -30,18 +27,6 @@ METRIC = st.sampled_from(["cos", "ip", "l2", "l2sq"])
 THRESHOLD = st.one_of(
     st.floats(-0.5, 2.5, allow_nan=False), st.sampled_from([0.0, float("nan"), 1e300])
 )
-
-
-@pytest.fixture(scope="module")
-def con(tiny_model: str, session_cache: object) -> Iterator[duckdb.DuckDBPyConnection]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBED_SQL_CACHE", str(session_cache))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    connection = duckdb.connect()
-    embed_sql.register(connection, model=tiny_model)
-    yield connection
-    connection.close()
-    mp.undo()
 
 
 @st.composite

@@ -8,8 +8,6 @@ Arbitrary unicode with NULLs and empty strings anywhere, empty and one-row colum
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import duckdb
 import numpy as np
 import polars as pl
@@ -18,26 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import embed_sql
-import embed_sql.polars
+import embed_sql.polars  # noqa: F401 - registers the .embed namespaces
 from embed_sql import TextEncoder
 from embed_sql.exceptions import EmbedSQLError
 from embed_sql.models.encoder import shared_encoder
 from embed_sql.pipelines import preprocess
 from embed_sql.udfs.duckdb.macros import quote_ident, sql_literal
 from tests.property.helpers import ODD_NAME, TEXTS, outcome, prop
-
-
-@pytest.fixture(scope="module")
-def con(tiny_model: str, session_cache: object) -> Iterator[duckdb.DuckDBPyConnection]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBED_SQL_CACHE", str(session_cache))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    connection = duckdb.connect()
-    embed_sql.register(connection, model=tiny_model)
-    yield connection
-    connection.close()
-    mp.undo()
 
 
 def _table(con: duckdb.DuckDBPyConnection, texts: list[str | None], name: str = "t") -> str:

@@ -182,3 +182,16 @@ def test_connected_components_agree_with_bfs(case: tuple[int, list[tuple[int, in
     a = np.array([e[0] for e in edges], dtype=np.int64)
     b = np.array([e[1] for e in edges], dtype=np.int64)
     assert connected_components(n, a, b).tolist() == _bfs_components(n, edges)
+
+
+def test_dedup_and_cluster_refuse_a_key_repeated_on_a_null_vector_row() -> None:
+    # found by the property suite: SQL's embed_dedup answered 9 rows for these 3
+    table = pa.table(
+        {"id": [0, 0, 1], "v": pa.array([[0.0, 1.0], None, [0.0, 1.0]], pa.list_(pa.float32(), 2))}
+    )
+    with pytest.raises(InvalidParameterError, match="duplicate key 0"):
+        dedup(table, 0.1)
+    with pytest.raises(InvalidParameterError, match="duplicate key 0"):
+        cluster(table, threshold=0.1)
+    with pytest.raises(InvalidParameterError, match="duplicate key 0"):
+        cluster(table, k=1)
