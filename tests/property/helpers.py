@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,8 @@ def prop(max_examples: int = 40) -> Callable[[Any], Any]:
         max_examples=max_examples,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        # the same cases in every run, so CI is reproducible; HYPOTHESIS_EXPLORE=1 explores
+        derandomize=not os.environ.get("HYPOTHESIS_EXPLORE"),
     )
 
 
