@@ -24,6 +24,7 @@ from embed_sql.exceptions import (
     MissingDependencyError,
     ModelLoadError,
     ModelNotFoundError,
+    OperationInterrupted,
 )
 from embed_sql.models import DEFAULT_MODEL, ImageEncoder, ModelSpec, TextEncoder, resolve
 
@@ -32,7 +33,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> object:
     # host adapters load on first use, so importing embed_sql never imports a host library
-    if name in ("register", "create_index", "load_index", "refresh_index", "drop_index"):
+    if name in (
+        "register",
+        "create_index",
+        "load_index",
+        "refresh_index",
+        "drop_index",
+        "interrupt",
+    ):
         from embed_sql.udfs import duckdb as _duckdb_udfs
 
         return getattr(_duckdb_udfs, name)
@@ -61,10 +69,12 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelSpec",
+    "OperationInterrupted",
     "TextEncoder",
     "__version__",
     "create_index",
     "drop_index",
+    "interrupt",
     "load_index",
     "models",
     "refresh_index",

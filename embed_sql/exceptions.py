@@ -35,6 +35,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "OperationInterrupted",
 ]
 
 
@@ -76,6 +77,10 @@ class DimensionMismatchError(EmbedSQLError, ValueError):
 
 class IndexFileError(EmbedSQLError, ValueError):
     """Exception raised when an index file is truncated, corrupt, crafted or of another format."""
+
+
+class OperationInterrupted(EmbedSQLError, RuntimeError):
+    """An embedding stopped by :func:`embed_sql.interrupt` before it finished."""
 
 
 class MissingDependencyError(EmbedSQLError, ImportError):

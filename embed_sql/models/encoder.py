@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from embed_sql import _native
+from embed_sql import _cancel, _native
 from embed_sql._progress import Bar, progress_bar
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError
@@ -319,6 +319,7 @@ class TextEncoder(VectorsOut):
         out = np.zeros((n, self.dim), dtype=np.float32)
         valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
         for start in range(0, n, CHUNK_ROWS):
+            _cancel.check()
             piece = arr.slice(start, CHUNK_ROWS)
             rows = np.arange(start, start + len(piece))
             texts = piece.to_pylist()
@@ -358,8 +359,9 @@ class TextEncoder(VectorsOut):
                 types[row, :k] = enc.type_ids
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             feeds = {k: v for k, v in feeds.items() if k in self._input_names}
-            with self._run_slots:
-                hidden = session.run(None, feeds)[0]
+            _cancel.check()
+            with self._run_slots, _cancel.run_options() as options:
+                hidden = session.run(None, feeds, options)[0]
             result[idx] = self._pool(hidden, mask)
         return result
 

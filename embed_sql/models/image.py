@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 import pyarrow as pa
 
-from embed_sql import _native
+from embed_sql import _cancel, _native
 from embed_sql.config import get_settings, usable_cores
 from embed_sql.exceptions import (
     EmbedSQLWarning,
@@ -180,6 +180,7 @@ class ImageEncoder(FilesIdentity, VectorsOut):
         batches = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
         for rows, pixels, reasons in self._decoded(items, batches):
             failed.extend(reasons)
+            _cancel.check()
             if rows:
                 out[rows] = self._run(pixels)
                 valid[rows] = True
@@ -210,8 +211,8 @@ class ImageEncoder(FilesIdentity, VectorsOut):
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         session = self._load()
-        with self._run_slots:
-            out = session.run(None, {self._input: pixels})[0]
+        with self._run_slots, _cancel.run_options() as options:
+            out = session.run(None, {self._input: pixels}, options)[0]
         if out.ndim == 4:  # feature maps: global average pool
             out = out.mean(axis=(2, 3))
         elif out.ndim == 3:  # tokens: the spec's pooling

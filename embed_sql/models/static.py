@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from embed_sql import _cancel
 from embed_sql._io import clean_stale_dirs
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
@@ -353,6 +354,7 @@ class StaticEncoder(LookupEncoder[StaticFiles]):
         row = 0
         for i in range(len(slices)):
             ids = pending.result()
+            _cancel.check()
             if i + 1 < len(slices):
                 pending = pool.submit(self._token_ids, tok, slices[i + 1])
             out[row : row + len(ids)] = self._average(ids, matrix)

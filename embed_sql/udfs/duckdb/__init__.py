@@ -26,6 +26,7 @@ from embed_sql.udfs.duckdb.register import (
     register,
     registered_state,
 )
+from embed_sql.udfs.duckdb.state import state_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -36,6 +37,7 @@ __all__ = [
     "Registration",
     "create_index",
     "drop_index",
+    "interrupt",
     "load_index",
     "refresh_index",
     "register",
@@ -137,3 +139,21 @@ def refresh_index(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, int]:
 def drop_index(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Forget a named index and its key table; return whether it existed."""
     return indexes.drop(registered_state(connection_of(con)), name)
+
+
+def interrupt(con: duckdb.DuckDBPyConnection) -> int:
+    """Stop the statement running on ``con`` within a model batch; return the calls stopped.
+
+    ``con.interrupt()`` alone stops a statement only between the 2,048-row chunks DuckDB
+    hands a Python function, and one chunk of long texts takes the default model about
+    half a minute here. This also stops every embed_sql function running on ``con``'s
+    database at its next model batch (tens of milliseconds): the statement fails with
+    ``OperationInterrupted`` (or DuckDB's own interrupt error) and writes nothing. DuckDB
+    does not say which statement a function call serves, so a statement of another cursor
+    that is embedding on the same database at that moment stops too; run it again.
+    Call it from another thread than the one waiting for the statement.
+    """
+    con = connection_of(con)
+    state = state_of(con)
+    con.interrupt()
+    return 0 if state is None else state.interrupt()

@@ -344,6 +344,7 @@ def _create(
     side_effects: bool,
 ) -> None:
     duckdb = duckdb_module()
+    fn = state.stoppable(name, fn)  # type: ignore[arg-type]
     try:
         con.create_function(  # type: ignore[call-overload]  # types built at run time
             name,

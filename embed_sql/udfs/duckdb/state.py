@@ -13,13 +13,16 @@ connection that runs it): a cursor of any registered connection that is still op
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from embed_sql._cancel import Scope, running
 from embed_sql.exceptions import InvalidParameterError, MissingDependencyError
 from embed_sql.models.cache import EmbeddingCache
 from embed_sql.models.encoder import TextEncoder
@@ -58,12 +61,38 @@ class DatabaseState:
     creators: dict[str, weakref.ref] = field(default_factory=dict)  # function → connection
     stored_macros: set[str] = field(default_factory=set)  # databases whose main has them
     lock: threading.RLock = field(default_factory=threading.RLock)
+    running: set[Scope] = field(default_factory=set)  # calls embed_sql.interrupt() may stop
+    running_lock: threading.Lock = field(default_factory=threading.Lock)
     _connections: weakref.WeakSet = field(default_factory=weakref.WeakSet)
 
     @property
     def default(self) -> TextEncoder:
         """The encoder behind ``embed()``."""
         return self.encoders["embed"]
+
+    def stoppable(self, name: str, fn: Callable[..., object]) -> Callable[..., object]:
+        """Wrap the UDF ``fn`` so :meth:`interrupt` stops its calls at their next model batch."""
+
+        @functools.wraps(fn)  # DuckDB counts the parameters through the signature
+        def call(*args: object) -> object:
+            scope = Scope(f"{name}()")
+            with self.running_lock:
+                self.running.add(scope)
+            try:
+                with running(scope):
+                    return fn(*args)
+            finally:
+                with self.running_lock:
+                    self.running.discard(scope)
+
+        return call
+
+    def interrupt(self) -> int:
+        """Stop every call of this database's functions now running; return how many."""
+        with self.running_lock:
+            for scope in self.running:
+                scope.cancel()
+            return len(self.running)
 
     def add_connection(self, con: duckdb.DuckDBPyConnection) -> None:
         """Remember ``con`` as one the functions may read through."""
