@@ -216,7 +216,7 @@ class VectorIndex:
         threads: int = 0,
     ) -> int:
         """Add vectors under their keys; NULL vectors are skipped. Returns the count added."""
-        mat, valid = as_matrix(vectors, self.dim)
+        mat, valid = as_matrix(vectors, self.dim, metric=self.metric)
         key_arr = as_keys(keys, len(mat))
         if not valid.all():  # NULL vectors are skipped (no copy when there are none)
             mat, key_arr = mat[valid], key_arr.filter(pa.array(valid))
@@ -338,7 +338,7 @@ class VectorIndex:
             matches come back whenever ``k`` allowed rows exist.
         """
         k = check_k(k)
-        q, valid = as_matrix(queries, self.dim)
+        q, valid = as_matrix(queries, self.dim, metric=self.metric)
         alive = self._alive if allowed is None else self._alive & _mask(allowed, len(self._alive))
         n_rows = int(alive.sum())
         k_eff = min(int(k), n_rows)
@@ -395,7 +395,7 @@ class VectorIndex:
         Sorted by query row, then distance, then key.
         """
         threshold = check_threshold(threshold)
-        q, valid = as_matrix(queries, self.dim)
+        q, valid = as_matrix(queries, self.dim, metric=self.metric)
         rows = np.flatnonzero(valid)
         n = len(self)
         parts: list[Pairs] = []

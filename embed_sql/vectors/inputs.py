@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
 from embed_sql.vectors.arrow import to_numpy, vector_dim
+from embed_sql.vectors.metrics import Metric
 
 __all__ = [
     "F32_MAX",
@@ -19,6 +20,7 @@ __all__ = [
     "as_matrix",
     "cast_keys",
     "check_k",
+    "check_norms",
     "check_threshold",
     "refuse_duplicates",
 ]
@@ -89,8 +91,14 @@ def as_keys(keys: object, n: int) -> pa.Array:
     return arr
 
 
-def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (float32 matrix, validity mask) for Arrow/numpy vectors."""
+def as_matrix(
+    vectors: object, dim: int | None, *, metric: Metric | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (float32 matrix, validity mask) for Arrow/numpy vectors.
+
+    With ``metric``, also refuse vectors whose distances float32 cannot hold (see
+    :func:`check_norms`).
+    """
     if isinstance(vectors, pa.ChunkedArray | pa.Array):
         got = vector_dim(vectors.type)
         valid = np.asarray(vectors.is_valid(), dtype=bool)
@@ -110,7 +118,37 @@ def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]
     if isinstance(vectors, pa.ChunkedArray | pa.Array) and not np.isfinite(mat).all():
         msg = "vectors contain NaN or infinite values; drop or fix those rows first"
         raise InputTypeError(msg)
-    return np.ascontiguousarray(mat, dtype=np.float32), valid
+    mat = np.ascontiguousarray(mat, dtype=np.float32)
+    if metric is not None:
+        check_norms(mat, valid, metric)
+    return mat, valid
+
+
+def check_norms(mat: np.ndarray, valid: np.ndarray, metric: Metric) -> None:
+    """Refuse vectors whose squared norm float32 cannot hold.
+
+    Distances are float32 products, as DuckDB's own: a norm above ~1.8e19 makes them
+    infinite (wrong distances, dropped rows), and under ``cos`` a non-zero norm below ~1e-19
+    makes the vector's products vanish (it would match nothing). Real embeddings are nowhere
+    near either; the fix is to rescale (cosine distances do not change with scale).
+    """
+    tiny = np.finfo(np.float32).tiny
+    with np.errstate(over="ignore", under="ignore"):
+        sq = np.einsum("ij,ij->i", mat, mat)
+    bad = ~np.isfinite(sq)
+    if metric is Metric.COS:
+        bad |= (sq < tiny) & np.any(mat != 0, axis=1)
+    bad &= valid
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        norm = float(np.linalg.norm(mat[row].astype(np.float64)))
+        msg = (
+            f"{int(bad.sum())} vectors have a norm float32 distances cannot use (the first, "
+            f"row {row}: norm {norm:.3g}, metric {metric.value}; allowed: norms up to 1.8e19, "
+            "and from 1e-19 under cos, or zero); rescale them, e.g. divide each by its norm "
+            "(cosine distances do not change)"
+        )
+        raise InvalidParameterError(msg)
 
 
 def refuse_duplicates(existing: pa.Array, new: pa.Array) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from embed_sql.exceptions import EmbedSQLError
+from embed_sql.exceptions import EmbedSQLError, InvalidParameterError
 from embed_sql.vectors import (
     VectorIndex,
     cluster,
@@ -297,25 +296,28 @@ def test_empty_table_clusters_by_threshold_into_no_rows() -> None:
     assert cluster(empty, threshold=0.1).table.num_rows == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "finite float32 vectors whose squared norm overflows float32 (|x| ~ 1e20 and up) "
-        "make the exact engine's norms and dot products inf/NaN: cos k-NN then warns "
-        "(overflow in matmul) and answers wrong distances or drops rows instead of "
-        "computing them or refusing the vectors"
-    ),
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize(
+    ("metric", "scale"),
+    [("cos", 1e30), ("ip", 1e30), ("l2", 1e30), ("cos", 1e-30)],
 )
-@pytest.mark.parametrize("metric", ["cos", "ip", "l2"])
-def test_huge_finite_vectors_are_answered_or_refused(metric: str) -> None:
-    mat = np.array([[1e30, 0], [0, 1e30], [1, 0], [0, 1]], np.float32)
+def test_vectors_float32_distances_cannot_hold_are_refused_by_name(
+    metric: str, scale: float, exact: bool
+) -> None:
+    # |x|^2 of 1e30 overflows float32 (distances were inf/NaN, rows dropped); under cos a
+    # norm of 1e-30 vanishes from every product (a range join matched nothing)
+    mat = np.array([[1, 0], [0, 1], [1, 1], [scale, 0]], np.float32)
     table = pa.table({"id": [1, 2, 3, 4], "v": from_numpy(mat)})
-    try:
-        out = knn_join(table, table, 4, metric=metric, exact=True)
-    except EmbedSQLError:
-        return
-    assert out.num_rows == 16
-    assert np.isfinite(np.array(out.column("distance").to_pylist())).all()
-    if metric == "cos":
-        first = out.filter(pc.equal(out["left_key"], 1)).column("right_key")
-        assert sorted(first.to_pylist()[:2]) == [1, 3]
+    normal = table.slice(0, 3)
+    for left, right in ((table, normal), (normal, table)):
+        with pytest.raises(InvalidParameterError, match=r"row 3: norm .* rescale them"):
+            knn_join(left, right, 2, metric=metric, exact=exact)
+        with pytest.raises(InvalidParameterError, match=r"row 3: norm .* rescale them"):
+            range_join(left, right, 0.5, metric=metric, exact=exact)
+
+
+def test_tiny_vectors_are_fine_under_l2_and_zero_vectors_under_cos() -> None:
+    mat = np.array([[1e-30, 0], [0, 0], [1, 0]], np.float32)
+    table = pa.table({"id": [1, 2, 3], "v": from_numpy(mat)})
+    assert knn_join(table, table, 1, metric="l2", exact=True).num_rows == 3
+    assert knn_join(table.slice(1), table.slice(1), 1, metric="cos", exact=True).num_rows == 2
