@@ -78,6 +78,27 @@ def _finite(table: pa.Table) -> bool:
     return bool(np.isfinite(np.array(rows, dtype=np.float64)).all()) if rows else True
 
 
+def _usable(data: pa.Table | np.ndarray, metric: str = "cos") -> bool:
+    """Whether every non-NULL vector is finite with a norm float32 distances can use.
+
+    The documented rule, computed apart in float64: norms up to 1.8e19, and under cos a
+    non-zero norm of at least 1.08e-19 (whose square float32 still holds).
+    """
+    if isinstance(data, pa.Table):
+        rows = [r for r in data.column("v").to_pylist() if r is not None]
+        d = data.schema.field("v").type.list_size
+        mat = np.array(rows, dtype=np.float64).reshape(len(rows), d)
+    else:
+        mat = data.astype(np.float64)
+        mat = mat[np.isfinite(mat).all(axis=1)]  # NaN rows of a numpy matrix are NULLs
+    if not np.isfinite(mat).all():
+        return False
+    sq = (mat * mat).sum(axis=1)
+    if (sq > float(np.finfo(np.float32).max)).any():
+        return False
+    return not (metric == "cos" and ((sq > 0) & (sq < np.finfo(np.float32).tiny)).any())
+
+
 def _keys_ok(table: pa.Table) -> bool:
     """Whether the keys can key an index: no NULL key, no key twice among non-NULL vectors."""
     live = _live(table)[1]
@@ -115,7 +136,9 @@ def test_knn_join_gives_min_k_n_rows_per_live_query_or_refuses(
         out = knn_join(left, right, k, metric=metric, exact=exact)
     if refused:
         # refusals only for what the docs say is refused
-        assert k <= 0 or not _finite(left) or not _finite(right) or not _keys_ok(right)
+        assert (
+            k <= 0 or not _usable(left, metric) or not _usable(right, metric) or not _keys_ok(right)
+        )
         return
     assert k > 0
     assert _finite(left)
@@ -155,8 +178,8 @@ def test_exact_range_join_equals_brute_force_or_refuses(
     if refused:
         assert (
             not np.isfinite(threshold)
-            or not _finite(left)
-            or not _finite(right)
+            or not _usable(left, metric)
+            or not _usable(right, metric)
             or not _keys_ok(right)
         )
         return
@@ -189,7 +212,7 @@ def test_dedup_keeps_every_row_and_one_representative_per_group(
         out = dedup(table, threshold, metric=metric)
     if refused:
         assert (
-            not np.isfinite(threshold) or threshold < 0 or not _finite(table)
+            not np.isfinite(threshold) or threshold < 0 or not _usable(table, metric)
         ) or not _keys_unique(table)
         return
     assert out.num_rows == table.num_rows
@@ -266,7 +289,10 @@ def test_index_search_counts_are_min_k_n_and_labels_map_to_keys(
         index = VectorIndex.build(table.column("v"), table.column("id"), exact=exact)
         res = index.search(from_numpy(queries), k)
     if refused:
-        assert k <= 0 or not np.isfinite(queries).all()
+        # as Arrow (from_numpy), a NaN or Inf query is refused, and so are unusable norms
+        assert (
+            k <= 0 or not np.isfinite(queries).all() or not _usable(queries) or not _usable(table)
+        )
         return
     n = len(_live(table)[1])
     assert len(index) == n
