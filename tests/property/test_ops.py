@@ -280,21 +280,14 @@ def test_knn_per_row_is_null_for_null_and_the_same_in_sql_and_polars(
     _same(sql, polars, rows_in=queries.num_rows)
 
 
-NO_ROWS = (
-    "SQL's table macros and scalar functions check k, thresholds and options inside the "
-    "Python UDF, which DuckDB calls per batch of rows: over a table with no rows nothing "
-    "is checked and k := 0 or a NaN threshold give 0 rows where "
-    "Python and Polars refuse with InvalidParameterError"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NO_ROWS)
 @pytest.mark.parametrize(
     "query",
     [
         "FROM embed_knn_join('no_rows', 'no_rows_ix', k := 0)",
         "FROM embed_range_join('no_rows', 'no_rows_ix', 'nan'::DOUBLE)",
         "SELECT embed_knn(v, 'no_rows_ix', 0) FROM no_rows",
+        "FROM embed_knn_join('no_rows', 'no_rows_ix', k := 2.5)",
+        "FROM embed_range_join('no_rows', 'no_rows_ix', NULL)",
     ],
 )
 def test_no_rows_still_refuse_bad_options_in_sql(

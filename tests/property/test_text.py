@@ -168,14 +168,6 @@ def test_a_non_text_column_is_refused_by_type_in_polars(tiny_model: str, values:
         frame.select(pl.col("n").embed.text(tiny_model))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "embed_chunks checks max_tokens/overlap inside the per-row UDF, so on an empty "
-        "table (no row to call it on) max_tokens := 0 gives 0 rows where Python and Polars "
-        "refuse with InvalidParameterError"
-    ),
-)
 def test_chunks_on_an_empty_table_refuse_bad_options_as_python_does(
     con: duckdb.DuckDBPyConnection,
 ) -> None:

@@ -108,7 +108,6 @@ def make_int(_: DatabaseState) -> Callable[..., pa.Array]:
     """
     import numpy as np
 
-    from embed_sql.exceptions import InvalidParameterError
     from embed_sql.udfs.duckdb.read import constant
 
     def run(values: Arrays, names: Arrays) -> pa.Array:
@@ -118,10 +117,7 @@ def make_int(_: DatabaseState) -> Callable[..., pa.Array]:
         bad |= np.isinf(x)
         if bad.any():
             name = str(constant(names, "the parameter name"))
-            value = float(x[np.flatnonzero(bad)[0]])
-            shown = int(value) if value.is_integer() else value
-            msg = f"{name} := {shown}: give a whole number (an INTEGER), e.g. {name} := 5"
-            raise InvalidParameterError(msg)
+            refuse_fraction(name, float(x[np.flatnonzero(bad)[0]]))
         return pa.array(
             np.where(np.isfinite(x), x, 0).astype(np.int32),
             pa.int32(),
@@ -131,9 +127,59 @@ def make_int(_: DatabaseState) -> Callable[..., pa.Array]:
     return run
 
 
+def refuse_fraction(name: str, value: float) -> None:
+    """Refuse a value that is not a whole INTEGER for the macro parameter ``name``."""
+    from embed_sql.exceptions import InvalidParameterError
+
+    shown = int(value) if value.is_integer() else value
+    msg = f"{name} := {shown}: give a whole number (an INTEGER), e.g. {name} := 5"
+    raise InvalidParameterError(msg)
+
+
+def make_check(state: DatabaseState) -> Callable[..., pa.Array]:
+    """Make ``embed_sql_check(what, a, b)``: refuse bad options even over a table with no rows.
+
+    The macros check their options in the UDF that does the work, which DuckDB calls per
+    batch of rows: over no rows nothing would be checked (``k := 0`` gave 0 rows where
+    Python refuses). So they also pass the options here, inside the argument of a
+    ``query_table(...)``, which DuckDB evaluates once while binding the statement; it
+    answers ``''`` or raises what the Python API raises. ``what``: ``'k'`` (``a`` = k),
+    ``'threshold'`` (``a``), ``'chunks'`` (``a`` = max_tokens, ``b`` = overlap).
+    """
+    import math
+
+    from embed_sql.exceptions import InvalidParameterError
+    from embed_sql.pipelines.preprocess import chunk
+    from embed_sql.udfs.duckdb.read import constant
+    from embed_sql.vectors.inputs import check_k, check_threshold
+
+    def whole(name: str, value: float) -> int:
+        if not math.isfinite(value) or value != round(value) or abs(value) > 2**31 - 1:
+            refuse_fraction(name, value)
+        return int(value)
+
+    def run(what: Arrays, a: Arrays, b: Arrays) -> pa.Array:
+        kind = str(constant(what, "the option checked"))
+        if kind == "k":
+            check_k(whole("k", float(constant(a, "k"))))
+        elif kind == "threshold":
+            check_threshold(constant(a, "threshold"))
+        elif kind == "chunks":
+            max_tokens = whole("max_tokens", float(constant(a, "max_tokens")))
+            overlap = whole("overlap", float(constant(b, "overlap")))
+            chunk([], max_tokens=max_tokens, overlap=overlap, model=state.default.spec)
+        else:
+            msg = f"embed_sql_check: unknown option {kind!r}; allowed: 'k', 'threshold', 'chunks'"
+            raise InvalidParameterError(msg)
+        return pa.array([""] * len(what), pa.string())
+
+    return run
+
+
 SPECS = (
     FunctionSpec("embed_sql_clean", (_S, _B, _B, _B), _S, make_clean),
     FunctionSpec("embed_sql_int", (_D, _S), _I, make_int),
+    FunctionSpec("embed_sql_check", (_S, _D, _D), _S, make_check),
     FunctionSpec("embed_sql_classify", (_S, pa.list_(_S), _S, _S), CLASSIFY, make_classify),
     FunctionSpec("embed_sql_analogy", (_S, _S, _S, _I, _S), pa.list_(ANALOGY), make_analogy),
     FunctionSpec("embed_sql_chunks", (_S, _I, _I), CHUNKS, make_chunks),

@@ -213,7 +213,8 @@ MACROS = (
                     ORDER BY t.m.rank)
         FROM (SELECT unnest(embed_sql_knn(vec::FLOAT[], idx, embed_sql_int(k, 'k'), NULL, NULL,
                                           embed_sql_fp_of(idx), embed_sql_ctx(), NULL)) AS m) AS t
-        JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = t.m.label
+        JOIN query_table(embed_sql_index_keys(idx) || embed_sql_check('k', k, NULL)) AS kk
+            ON kk.label = t.m.label
     ), []) END
     """,
     # the UDF's lists are materialized before they are unnested: unnesting them in the UDF's
@@ -230,7 +231,8 @@ MACROS = (
         ),
         u AS (SELECT left_key, unnest(matches, recursive := true) FROM m)
         SELECT u.left_key, kk.key AS right_key, u.distance AS distance, u.rank AS rank
-        FROM u JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = u.label
+        FROM u JOIN query_table(embed_sql_index_keys(idx) || embed_sql_check('k', k, NULL)) AS kk
+            ON kk.label = u.label
         ORDER BY u.left_key, u.rank
     """,
     """
@@ -244,7 +246,9 @@ MACROS = (
         ),
         u AS (SELECT left_key, unnest(matches, recursive := true) FROM m)
         SELECT u.left_key, kk.key AS right_key, u.distance AS distance
-        FROM u JOIN query_table(embed_sql_index_keys(idx)) AS kk ON kk.label = u.label
+        FROM u JOIN query_table(embed_sql_index_keys(idx)
+                                || embed_sql_check('threshold', threshold, NULL)) AS kk
+            ON kk.label = u.label
         ORDER BY u.left_key, u.distance, kk.key
     """,
     # a text query: by vectors, or hybrid (BM25 over a text column of the index's table,
@@ -310,7 +314,7 @@ MACROS = (
                                        embed_sql_int(max_tokens, 'max_tokens'),
                                        embed_sql_int(overlap, 'overlap')),
                       recursive := true)
-        FROM query_table(tbl)
+        FROM query_table(tbl || embed_sql_check('chunks', max_tokens, overlap))
     """,
     """
     MACRO embed_drift(ref, cur, vec := 'v', min_votes := 2, seed := 0) AS TABLE
