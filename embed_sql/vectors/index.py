@@ -51,6 +51,7 @@ from embed_sql.vectors.inputs import (
     as_matrix,
     cast_keys,
     check_k,
+    check_norms,
     check_threshold,
     refuse_duplicates,
 )
@@ -216,8 +217,9 @@ class VectorIndex:
         threads: int = 0,
     ) -> int:
         """Add vectors under their keys; NULL vectors are skipped. Returns the count added."""
-        mat, valid = as_matrix(vectors, self.dim, metric=self.metric)
-        key_arr = as_keys(keys, len(mat))
+        given, valid = as_matrix(vectors, self.dim)
+        key_arr = as_keys(keys, len(given))
+        mat = given
         if not valid.all():  # NULL vectors are skipped (no copy when there are none)
             mat, key_arr = mat[valid], key_arr.filter(pa.array(valid))
         if self._keys is not None and len(self._keys) and key_arr.type != self._keys.type:
@@ -225,6 +227,7 @@ class VectorIndex:
             raise InputTypeError(msg)
         if not allow_duplicates:
             self._refuse_duplicates(key_arr)
+        check_norms(given, valid, self.metric)  # after the keys, in the order SQL checks
         start = len(self._alive)
         if self._hnsw is not None and len(mat):
             with progress_bar(len(mat), desc="indexing") as bar:

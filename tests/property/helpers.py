@@ -120,3 +120,18 @@ def outcome(call: Callable[[], Any]) -> Any:
             msg = f"not an EmbedSQLError: {type(exc).__name__}: {exc}"
             raise AssertionError(msg) from exc
         return name
+
+
+def usable_norms(mat: np.ndarray, metric: str = "cos") -> bool:
+    """Whether every row is finite with a norm float32 distances can use.
+
+    The documented rule, computed apart in float64: norms up to 1.8e19, and under cos a
+    non-zero norm of at least 1.08e-19 (whose square float32 still holds).
+    """
+    mat = np.asarray(mat, dtype=np.float64)
+    if not np.isfinite(mat).all():
+        return False
+    sq = (mat * mat).sum(axis=-1)
+    if (sq > float(np.finfo(np.float32).max)).any():
+        return False
+    return not (metric == "cos" and ((sq > 0) & (sq < np.finfo(np.float32).tiny)).any())

@@ -24,7 +24,7 @@ from embed_sql.vectors import (
     range_join,
     self_knn_join,
 )
-from tests.property.helpers import prop, refusals, vectors
+from tests.property.helpers import prop, refusals, usable_norms, vectors
 
 METRICS = st.sampled_from(["cos", "ip", "l2", "l2sq"])
 K = st.one_of(st.integers(-2, 12), st.sampled_from([2**31, 2**63 - 1]))
@@ -79,11 +79,7 @@ def _finite(table: pa.Table) -> bool:
 
 
 def _usable(data: pa.Table | np.ndarray, metric: str = "cos") -> bool:
-    """Whether every non-NULL vector is finite with a norm float32 distances can use.
-
-    The documented rule, computed apart in float64: norms up to 1.8e19, and under cos a
-    non-zero norm of at least 1.08e-19 (whose square float32 still holds).
-    """
+    """Whether every non-NULL vector is finite with a norm float32 distances can use."""
     if isinstance(data, pa.Table):
         rows = [r for r in data.column("v").to_pylist() if r is not None]
         d = data.schema.field("v").type.list_size
@@ -91,12 +87,7 @@ def _usable(data: pa.Table | np.ndarray, metric: str = "cos") -> bool:
     else:
         mat = data.astype(np.float64)
         mat = mat[np.isfinite(mat).all(axis=1)]  # NaN rows of a numpy matrix are NULLs
-    if not np.isfinite(mat).all():
-        return False
-    sq = (mat * mat).sum(axis=1)
-    if (sq > float(np.finfo(np.float32).max)).any():
-        return False
-    return not (metric == "cos" and ((sq > 0) & (sq < np.finfo(np.float32).tiny)).any())
+    return usable_norms(mat, metric)
 
 
 def _keys_ok(table: pa.Table) -> bool:
