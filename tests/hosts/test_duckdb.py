@@ -73,6 +73,18 @@ def test_alias_must_be_a_plain_identifier(
         embed_sql.register(con, models={alias: str(tiny_source)})
 
 
+@pytest.mark.parametrize(
+    ("alias", "kind"),
+    [("classify", "macro"), ("knn_join", "macro"), ("sql_knn", "internal function")],
+)
+def test_alias_may_not_take_the_name_of_an_embed_sql_macro(
+    con: duckdb.DuckDBPyConnection, tiny_source: Path, alias: str, kind: str
+) -> None:
+    # embed_classify(text) used to replace the zero-shot macro and break it
+    with pytest.raises(InvalidParameterError, match=rf"embed_{alias}\(\), .* own {kind}"):
+        embed_sql.register(con, models={alias: str(tiny_source)})
+
+
 def test_unknown_extra_model_fails_at_registration(con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(ModelNotFoundError, match="nope"):
         embed_sql.register(con, models={"x": "nope"})

@@ -195,6 +195,8 @@ def register(
             images[name if modality == "image" else f"{name}_image"] = ref
     if image_model is not None:
         images["embed_image"] = image_model
+    for name in (*texts, *images):
+        _refuse_reserved(name, "model alias")
     image_encoders = {
         name: shared_image_encoder(ref, providers=providers) for name, ref in images.items()
     }
@@ -238,6 +240,7 @@ def _set_prompts(con: duckdb.DuckDBPyConnection, state: DatabaseState) -> None:
             if not _ALIAS.match(prompt):
                 msg = f"prompt {prompt!r} of {encoder.name!r} is not a SQL identifier; rename it"
                 raise InvalidParameterError(msg)
+            _refuse_reserved(fname, f"prompt {prompt!r} of {name}()")
             taken = fname in state.encoders or fname in state.image_encoders
             if taken or state.prompted.get(fname, (name, ""))[0] != name:
                 msg = f"{fname}() would be both a prompt of {name}() and another function"
@@ -259,6 +262,24 @@ def _set_prompts(con: duckdb.DuckDBPyConnection, state: DatabaseState) -> None:
                 special=True,
                 side_effects=False,
             )
+
+
+@functools.cache
+def _reserved() -> frozenset[str]:
+    """Return the names of embed_sql's own macros and functions: no model may take one."""
+    macros = {m.group(1) for macro in MACROS if (m := re.search(r"MACRO\s+(\w+)", macro))}
+    return frozenset(macros | {spec.name for spec in SPECS})
+
+
+def _refuse_reserved(name: str, what: str) -> None:
+    """Refuse a model function named as one of embed_sql's (``embed_classify``, ``embed_sql_*``)."""
+    if name in _reserved() or name.startswith("embed_sql_"):
+        kind = "internal function" if name.startswith("embed_sql_") else "macro"
+        msg = (
+            f"{what} would make {name}(), which is embed_sql's own {kind} of that name; "
+            "choose another alias (e.g. add a suffix: models={'classify_m': ...})"
+        )
+        raise InvalidParameterError(msg)
 
 
 def _modality(ref: ModelRef) -> str:
