@@ -9,10 +9,11 @@ raw bytes. The file is bounded on its real size: past ``max_bytes`` of pages in 
 least recently used entries are evicted down to 90 % of it.
 
 A hit writes nothing: the time of each hit is kept in memory and written in one batch at
-most every ``_FLUSH_SECONDS``, before an eviction, and on :meth:`EmbeddingCache.close`. An
-eviction in another process may not see this process's latest hits yet, and a process that
-ends without ``close()`` loses its last 30 s of them: an entry may then be evicted a little
-earlier than strict LRU would, never answered with a wrong vector.
+most every ``_FLUSH_SECONDS``, before an eviction, on :meth:`EmbeddingCache.close`, and when
+the interpreter exits normally without ``close()``. An eviction in another process may not
+see this process's latest hits yet, and a killed process loses its last 30 s of them: an
+entry may then be evicted a little earlier than strict LRU would, never answered with a
+wrong vector.
 
 >>> from embed_sql import TextEncoder
 >>> from embed_sql.models.cache import EmbeddingCache
@@ -24,13 +25,15 @@ earlier than strict LRU would, never answered with a wrong vector.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +71,17 @@ _FLUSH_SECONDS = 30.0  # the recency of hits is written at most this often...
 _FLUSH_KEYS = 100_000  # ...or once this many distinct keys wait in memory
 
 
+_OPEN: weakref.WeakSet[EmbeddingCache] = weakref.WeakSet()  # caches to flush at exit
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Write the recency of hits of every cache still open when the interpreter exits."""
+    for cache in list(_OPEN):
+        with suppress(Exception):  # nothing to report to at exit; it is a cache
+            cache.flush()
+
+
 class EmbeddingCache:
     """Disk-backed map from (model, text) to vector.
 
@@ -94,6 +108,7 @@ class EmbeddingCache:
         self._touch_lock = threading.Lock()  # guards the hits not written yet
         self._touched: dict[bytes, float] = {}
         self._flushed = time.monotonic()
+        _OPEN.add(self)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._prepare()

@@ -241,6 +241,35 @@ def test_recency_of_hits_reaches_the_file_on_close(
     assert _last_used(path, tiny_encoder.key, "rain") == stored
 
 
+_EXIT_WITHOUT_CLOSE = """
+import sys, time
+import numpy as np
+from embed_sql.models.cache import EmbeddingCache
+from embed_sql.vectors import from_numpy
+
+class Encoder:
+    name, key, dim = "random", "random-4", 4
+    def encode(self, texts):
+        return from_numpy(np.ones((len(texts), 4), np.float32))
+
+cache = EmbeddingCache(sys.argv[1])
+cache.encode(Encoder(), ["food", "rain"])
+time.sleep(0.05)
+cache.encode(Encoder(), ["food"])  # a hit: its time is only in memory now
+"""
+
+
+def test_recency_of_hits_reaches_the_file_at_a_normal_exit_without_close(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.sqlite"
+    root = str(Path(embed_sql.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_CLOSE, str(path)], env=env, check=True)
+    # written by the exit hook: it lost the last 30 s of hits before
+    assert _last_used(path, "random-4", "food") > _last_used(path, "random-4", "rain")
+
+
 def test_file_is_at_most_1_3x_the_raw_vectors(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     n, enc = 2_000, RandomEncoder()
