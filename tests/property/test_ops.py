@@ -356,7 +356,14 @@ def test_knn_join_filtered_before_the_top_k_in_sql_polars_and_python(
     _in_sql(con, left, "flt_left")
     _in_sql(con, right, "flt_right")
     _in_sql(con, pa.table({"id": pa.array(allowed, pa.int64())}), "flt_allowed")
-    con.execute("SELECT embed_create_index('flt_ix', 'flt_right', exact := true)").fetchall()
+    built = outcome(
+        lambda: con.execute(
+            "SELECT embed_create_index('flt_ix', 'flt_right', exact := true)"
+        ).fetchall()
+    )
+    if isinstance(built, str):  # refused only as Python refuses it (e.g. a vanishing norm)
+        assert built == python
+        return
     sql = outcome(
         lambda: con.sql(
             f"FROM embed_knn_join('flt_left', 'flt_ix', k := {k}, allowed := 'flt_allowed')"
