@@ -130,7 +130,10 @@ def _check(
     rows = np.flatnonzero(np.asarray(col.is_valid(), dtype=bool))
     keys = table.column(key).combine_chunks()
     if keys.null_count:
-        msg = f"key column {key!r} of the {side} table has {keys.null_count} NULL keys"
+        msg = (
+            f"key column {key!r} of the {side} table has {keys.null_count} NULL keys; keys "
+            "identify rows: filter them out or fill them (e.g. coalesce) first"
+        )
         raise InvalidParameterError(msg)
     return keys, col.cast(pa.string()).take(pa.array(rows)).to_pylist(), rows
 

@@ -173,7 +173,10 @@ def cluster(
         _unique_keys(table, key)
         mat = as_matrix(vectors, None)[0][valid]
         if len(mat) < k:
-            msg = f"k={k} clusters need at least {k} non-NULL vectors; the table has {len(mat)}"
+            msg = (
+                f"k={k} clusters need at least {k} non-NULL vectors; the table has {len(mat)}: "
+                f"give k <= {len(mat)}, or a threshold= instead"
+            )
             raise InvalidParameterError(msg)
         raw = _kmeans(mat, k, metric, seed, max_iterations)
     # renumber 0.. by first appearance, so labels do not depend on internal ids

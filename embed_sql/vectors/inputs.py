@@ -84,7 +84,10 @@ def as_keys(keys: object, n: int) -> pa.Array:
         msg = f"{len(arr)} keys for {n} vectors; give exactly one key per vector"
         raise DimensionMismatchError(msg)
     if arr.null_count:
-        msg = f"keys contain {arr.null_count} NULL(s); every indexed vector needs a key"
+        msg = (
+            f"keys contain {arr.null_count} NULL(s); every indexed vector needs a key: filter "
+            "those rows out or fill their keys (e.g. coalesce) first"
+        )
         raise InputTypeError(msg)
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
@@ -116,7 +119,11 @@ def as_matrix(
         msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
         raise DimensionMismatchError(msg)
     if isinstance(vectors, pa.ChunkedArray | pa.Array) and not np.isfinite(mat).all():
-        msg = "vectors contain NaN or infinite values; drop or fix those rows first"
+        bad = np.flatnonzero(~np.isfinite(mat).all(axis=1))
+        msg = (
+            f"{len(bad)} vectors contain NaN or infinite values (the first, row {int(bad[0])}); "
+            "drop or fix those rows first"
+        )
         raise InputTypeError(msg)
     mat = np.ascontiguousarray(mat, dtype=np.float32)
     if metric is not None:

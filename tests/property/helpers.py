@@ -97,11 +97,21 @@ def refusals() -> Iterator[list[BaseException]]:
         if not is_embed_error(exc):
             msg = f"not an EmbedSQLError: {type(exc).__name__}: {exc}"
             raise AssertionError(msg) from exc
+        _log(exc)
         caught.append(exc)
+
+
+def _log(exc: BaseException) -> None:
+    """With PROPERTY_MESSAGES=file, append each refusal's message there, to read them all."""
+    path = os.environ.get("PROPERTY_MESSAGES")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(" ".join(str(exc).split()) + "\n")
 
 
 def error_name(exc: BaseException) -> str | None:
     """The EmbedSQLError subclass an exception is or wraps (DuckDB's message), else None."""
+    _log(exc)
     if isinstance(exc, EmbedSQLError):
         return type(exc).__name__
     if isinstance(exc, duckdb.Error):

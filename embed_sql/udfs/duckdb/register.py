@@ -196,7 +196,7 @@ def register(
     if image_model is not None:
         images["embed_image"] = image_model
     for name in (*texts, *images):
-        _refuse_reserved(name, "model alias")
+        _refuse_reserved(name, f"model alias {name.removeprefix('embed_')!r}")
     image_encoders = {
         name: shared_image_encoder(ref, providers=providers) for name, ref in images.items()
     }

@@ -149,7 +149,10 @@ class LazyApps(LazyBase):
         from embed_sql.vectors.join import check_k
 
         if not isinstance(query, str):
-            msg = f"search() takes the query as a str, got {type(query).__name__}"
+            msg = (
+                f"search() takes the query as a str, got {type(query).__name__}: give the "
+                "query text (a NULL query has no answer)"
+            )
             raise InputTypeError(msg)
         check_k(k)
         check_weight(weight)
