@@ -170,7 +170,9 @@ def export_lite0(spec: ModelSpec, out_dir: Path) -> dict[str, Any]:
     """
     import torch
 
-    with tempfile.TemporaryDirectory(prefix="embed_sql-image-") as tmp:
+    # inside the entry's temporary folder, not /tmp: a killed export leaves one folder,
+    # which the next one removes
+    with tempfile.TemporaryDirectory(prefix=".weights-", dir=out_dir) as tmp:
         state = _load_weights(spec, Path(tmp))
     model = build_lite0()
     try:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from embed_sql._io import clean_stale_dirs
+from embed_sql._io import clean_stale_dirs, temp_dir
 from embed_sql._progress import stage
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
@@ -130,10 +128,8 @@ def _build(
     meta = _manifest(final)
     if meta.get("recipe") == RECIPE and _complete(final, spec):
         return ImageFiles(spec, final, meta["key"], "cache")
-    parent.mkdir(parents=True, exist_ok=True)
     clean_stale_dirs(parent, ".tmp-image-")
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-image-", dir=parent))
-    try:
+    with temp_dir(parent, ".tmp-image-") as tmp:
         with stage(f"exporting {spec.name} to ONNX (once, into the cache)"):
             facts = make(tmp)
         key = _key_of(tmp, spec)
@@ -145,8 +141,6 @@ def _build(
             if not _complete(final, spec):  # not a lost race with another process: a failure
                 raise
         return ImageFiles(spec, final, _manifest(final).get("key", key), source)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clip(spec: ModelSpec, src: Path, parent: Path, source: str) -> ImageFiles:

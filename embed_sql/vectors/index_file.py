@@ -29,7 +29,6 @@ import os
 import re
 import stat
 import struct
-import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,12 +142,20 @@ def _head(fields: Mapping[str, object], lengths: dict[str, int], digests: dict[s
 
 
 def _copy_hashed(target: Path, name: str, section: FileSection, out: BinaryIO, digest: Any) -> None:
-    """Have ``section`` write its file beside ``target``, then copy it into ``out``, hashed."""
-    fd, spool = tempfile.mkstemp(prefix=f".{target.name}.tmp-{name}-", dir=target.parent)
-    os.close(fd)
+    """Have ``section`` write its file beside ``target``, then copy it into ``out``, hashed.
+
+    The scratch file is named after ``out``'s temporary file (``<temp>.<name>``), so that a
+    killed save's leftovers are removed together by the next save (see :mod:`embed_sql._io`).
+    """
+    spool = Path(f"{out.name}.{name}")
+    try:
+        os.close(os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        msg = f"cannot write {str(target)!r}: {exc.strerror or exc}"
+        raise FileWriteError(exc.errno or errno.EIO, msg) from exc
     try:
         try:
-            section.write(Path(spool))
+            section.write(spool)
         except (OSError, RuntimeError) as exc:  # usearch raises RuntimeError for I/O errors
             msg = f"cannot write {str(target)!r}: section {name!r} failed ({exc})"
             raise FileWriteError(msg) from exc
@@ -162,7 +169,7 @@ def _copy_hashed(target: Path, name: str, section: FileSection, out: BinaryIO, d
             msg = f"section {name!r} of {str(target)!r}: {copied} bytes, {section.length} expected"
             raise FileWriteError(msg)
     finally:
-        Path(spool).unlink(missing_ok=True)
+        spool.unlink(missing_ok=True)
 
 
 def _flat(data: bytes | bytearray | memoryview | np.ndarray | pa.Buffer) -> memoryview:

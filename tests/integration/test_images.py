@@ -172,6 +172,11 @@ def test_the_export_is_checked_against_pytorch_and_any_folder_loads(
     facts = json.loads((files.path / "manifest.json").read_text())
     assert facts["max_abs_error_vs_torch"] < 1e-4
     assert not list(files.path.parent.glob(".tmp-image-*"))
+    assert sorted(p.name for p in files.path.iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "preprocessor_config.json",
+    ]  # the downloaded weights were worked on in the entry's temporary folder, and removed
     # the entry is a plain folder (model.onnx + preprocessor_config.json): any such folder
     # is an image model
     spec = ModelSpec(name="my-lite0", dim=1280, modality="image", path=str(files.path))
