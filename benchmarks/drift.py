@@ -200,7 +200,8 @@ def main() -> None:
         "Holm over 4 tests). Evidently 0.7.23: EmbeddingsDriftMetric's default method, "
         "model(bootstrap=reference rows < 1000): AUC > 0.55 from 1,000 reference rows, else "
         "the 95th percentile of random AUCs. alibi-detect 0.13.0: MMDDrift(backend='pytorch', "
-        "p_val=0.05), CPU torch.\n"
+        "p_val=0.05), CPU torch. Time per check: mean over all splits, after one untimed "
+        "warm-up check; in brackets a peer's time over embed_sql's.\n"
     )
     print("\n".join(table))
     print("\nembed_sql, share of splits where each test rejects (Holm-adjusted p < 0.05):\n")
