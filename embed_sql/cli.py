@@ -145,12 +145,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_drift(args: argparse.Namespace) -> int:
     from embed_sql.pipelines.drift import DriftCheck, read_sample
+    from embed_sql.pipelines.drift.check import check_alpha, check_min_votes
 
+    check_min_votes(args.min_votes)  # before any file is read or embedded
+    check_alpha(args.alpha)
     sides = [
         read_sample(p, args.column, max_rows=args.max_rows, seed=args.seed, model=args.model)
         for p in (args.reference, args.current)
     ]
-    report = DriftCheck(sides[0][0], min_votes=args.min_votes, seed=args.seed).check(sides[1][0])
+    report = DriftCheck(sides[0][0], alpha=args.alpha, seed=args.seed).check(sides[1][0])
     sampled = tuple(note for _, note in sides if note)
     if sampled:
         report = dataclasses.replace(report, notes=sampled + report.notes)
@@ -231,7 +234,15 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument(
         "--max-rows", type=int, default=50_000, help="random sample per file (default 50000)"
     )
-    drift.add_argument("--min-votes", type=int, default=2, help="tests that must flag drift")
+    drift.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="false-alarm rate: drift when the smallest Holm-adjusted p-value is below it "
+        "(default 0.05)",
+    )
+    # removed (the verdict is Holm's rule at --alpha); still parsed, to say so when given
+    drift.add_argument("--min-votes", type=int, default=None, help=argparse.SUPPRESS)
     drift.add_argument("--seed", type=int, default=0)
     drift.add_argument(
         "--fail-on-drift", action="store_true", help="exit with status 1 when drift is found"

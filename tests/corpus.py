@@ -90,3 +90,36 @@ def varied_texts(n: int = 600, seed: int = 0) -> list[str]:
     texts = picked + EDGE_CASES
     rng.shuffle(texts)
     return texts
+
+
+def exchangeable_split(total: int, n: int, rng: object) -> tuple[object, object]:
+    """Two disjoint random sets of ``n`` row numbers out of ``total``: a no-drift split.
+
+    ``rng`` is a ``numpy.random.Generator``; the halves are exchangeable by construction.
+    """
+    order = rng.permutation(total)  # type: ignore[attr-defined]
+    return order[:n], order[n : 2 * n]
+
+
+def topic_shift_split(
+    topics: object, n: int, share: float, rng: object
+) -> tuple[object, object, str]:
+    """Row numbers of a reference and a current sample whose topic mix differs by ``share``.
+
+    The reference is ``n`` random rows (the corpus's own topic mix). The current sample is
+    ``n - round(share * n)`` other random rows plus ``round(share * n)`` rows of one topic
+    (drawn at random): ``share`` of the current rows come from a topic's surplus.
+    ``topics`` is a numpy array of each row's topic. Returns (reference, current, topic).
+    """
+    import numpy as np
+
+    labels = np.asarray(topics)
+    topic = str(rng.choice(np.unique(labels)))  # type: ignore[attr-defined]
+    order = rng.permutation(len(labels))  # type: ignore[attr-defined]
+    extra = round(share * n)
+    reference, base, rest = order[:n], order[n : 2 * n - extra], order[2 * n - extra :]
+    surplus = rest[labels[rest] == topic][:extra]
+    if len(surplus) < extra:
+        msg = f"topic {topic!r} has {len(surplus)} rows left for a surplus of {extra}"
+        raise ValueError(msg)
+    return reference, np.concatenate([base, surplus]), topic

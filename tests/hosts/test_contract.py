@@ -228,12 +228,15 @@ def chunk_rows(d: Data, host: str) -> list[tuple]:
 
 def drift_rows(d: Data, host: str) -> list[tuple]:
     # too few rows for the tests to run: the contract is the same verdict row everywhere
-    cols = ["test", "statistic", "p_value", "drift", "detail"]
+    cols = ["test", "statistic", "p_value", "p_adjusted", "drift", "detail"]
     if host == "python":
         return _rows(drift.check(d.arrow, d.arrow).to_arrow(), cols)
     if host == "sql":
         return _round(
-            d.sql("SELECT test, statistic, p_value, drift, detail FROM embed_drift('docs', 'docs')")
+            d.sql(
+                "SELECT test, statistic, p_value, p_adjusted, drift, detail "
+                "FROM embed_drift('docs', 'docs')"
+            )
         )
     return _rows(drift.check(d.frame, d.frame.lazy()).to_arrow(), cols)
 

@@ -285,6 +285,10 @@ def test_embed_drift_gives_one_row_per_test_and_the_verdict(
     assert same[-1][-1] == "no drift"
     report = drift.check(x[:300], x[300:600], seed=1)
     assert [r[1] for r in same[:-1]] == pytest.approx([t.statistic for t in report.tests])
+    assert [r[3] for r in same[:-1]] == pytest.approx([t.p_adjusted for t in report.tests])
+    # alpha is the verdict's false-alarm rate, as in Python
+    strict = rows(con, "SELECT drift, p_adjusted FROM embed_drift('ref', 'same', alpha := 0.9)")
+    assert strict[-1] == (drift.check(x[:300], x[300:600], alpha=0.9).drift, report.p_value)
 
 
 def test_embed_drift_embeds_a_text_column(con: duckdb.DuckDBPyConnection) -> None:
@@ -302,6 +306,10 @@ def test_embed_drift_errors_name_the_problem(con: duckdb.DuckDBPyConnection) -> 
         rows(con, "FROM embed_drift('ref', 'empty')")
     with pytest.raises(duckdb.InvalidInputException, match="Table with name nope does not exist"):
         rows(con, "FROM embed_drift('ref', 'nope')")
+    with pytest.raises(duckdb.InvalidInputException, match=r"min_votes=2 is no longer.*alpha"):
+        rows(con, "FROM embed_drift('ref', 'ref', min_votes := 2)")
+    with pytest.raises(duckdb.InvalidInputException, match=r"alpha=1\.5: .*between 0 and 1"):
+        rows(con, "FROM embed_drift('ref', 'ref', alpha := 1.5)")
 
 
 def test_outlier_score_and_flag_from_sql(con: duckdb.DuckDBPyConnection) -> None:

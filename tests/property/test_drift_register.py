@@ -27,7 +27,7 @@ from tests.property.test_vectors import tables
 def test_drift_is_the_same_in_sql_and_python_or_refused_in_both(
     con: duckdb.DuckDBPyConnection, ref: pa.Table, cur: pa.Table, seed: int
 ) -> None:
-    cols = ["test", "statistic", "p_value", "drift", "detail"]
+    cols = ["test", "statistic", "p_value", "p_adjusted", "drift", "detail"]
     python = outcome(
         lambda: _round_all(
             list(

@@ -78,6 +78,7 @@ def test_drift_on_vector_files_writes_json_and_html(
     assert "<table>" in page
     assert "data:image/png;base64," in page
     assert main([*args, "--fail-on-drift"]) == 1
+    assert "Holm-adjusted alpha=0.05" in capsys.readouterr().out
     assert main(["drift", str(ref), str(ref), "--column", "v", "--fail-on-drift"]) == 0
 
 
@@ -112,6 +113,10 @@ def test_drift_errors_exit_2_with_the_fix(
     (tmp_path / "bad.parquet").write_text("not parquet")
     assert main(["drift", str(tmp_path / "bad.parquet"), str(ref), "--column", "v"]) == 2
     assert "cannot read" in capsys.readouterr().err
+    assert main(["drift", str(ref), str(ref), "--column", "v", "--min-votes", "2"]) == 2
+    assert "min_votes=2 is no longer" in capsys.readouterr().err
+    assert main(["drift", str(ref), str(ref), "--column", "v", "--alpha", "0"]) == 2
+    assert "strictly between 0 and 1" in capsys.readouterr().err
 
 
 def test_embed_streams_parquet_and_csv_to_parquet(

@@ -27,7 +27,7 @@ def _run_all(table: pa.Table) -> None:
     dedup(table, 0.001, exact=True)
     cluster(table, k=3)
     mat = table.column("v").combine_chunks().flatten().to_numpy().reshape(N, 8)
-    DriftCheck(mat[: N // 2], tests=("centroid",), min_votes=1).check(mat[N // 2 :])
+    DriftCheck(mat[: N // 2], tests=("centroid",)).check(mat[N // 2 :])
 
 
 def test_a_terminal_sees_each_step_with_its_rate(

@@ -5,6 +5,8 @@ Also ``check`` (one call) and ``read_sample`` (Parquet files, bounded memory).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from collections.abc import Sequence
 
@@ -20,10 +22,12 @@ from embed_sql.exceptions import (
 from embed_sql.pipelines.drift.report import DriftReport, DriftTest
 from embed_sql.pipelines.drift.statistics import (
     FOLDS,
+    Components,
     DriftParams,
     centroid_test,
     classifier_test,
     fit_pca,
+    holm,
     mmd_test,
     pca_ks_test,
     sample,
@@ -63,8 +67,11 @@ class DriftCheck:
         The vector column when ``reference`` is a table.
     tests
         Which of :data:`TESTS` to run.
-    min_votes
-        How many tests must flag drift for the verdict ``"drift"``.
+    alpha
+        The false-alarm rate: the verdict is ``"drift"`` when some test's Holm-adjusted
+        p-value is below ``alpha``, which under no drift happens with probability at most
+        ``alpha`` (every test's p-value is valid and Holm's procedure holds under any
+        dependence between them).
     min_rows
         Fewer vectors than this on either side gives the verdict ``"insufficient data"``.
     seed
@@ -86,28 +93,27 @@ class DriftCheck:
         *,
         vec: str = "v",
         tests: Sequence[str] = TESTS,
-        min_votes: int = 2,
+        alpha: float = 0.05,
         min_rows: int = 30,
         seed: int = 0,
+        min_votes: object = None,
     ) -> None:
+        check_min_votes(min_votes)
         unknown = [t for t in tests if t not in TESTS]
         if unknown or not tests:
             msg = f"tests={list(tests)!r}: allowed are {list(TESTS)}"
             raise InvalidParameterError(msg)
-        if not 1 <= min_votes <= len(tests):
-            msg = f"min_votes={min_votes!r} must lie between 1 and the {len(tests)} tests run"
-            raise InvalidParameterError(msg)
+        self.alpha = check_alpha(alpha)
         if min_rows < 2 * FOLDS:
             msg = f"min_rows={min_rows!r} must be at least {2 * FOLDS} (the classifier folds)"
             raise InvalidParameterError(msg)
         self.vec, self.tests = vec, tuple(tests)
-        self.min_votes, self.min_rows, self.seed = min_votes, min_rows, seed
+        self.min_rows, self.seed = min_rows, seed
         self.reference, self.ref_nulls, self.model_key = _as_vectors(reference, vec, "reference")
         if len(self.reference) == 0:
             msg = "the reference has no (non-NULL) vectors; a drift check needs some to compare"
             raise InvalidParameterError(msg)
         self.dim = self.reference.shape[1]
-        self._pca: object | None = None
 
     def check(self, current: object, *, vec: str | None = None) -> DriftReport:
         """Compare ``current`` (same forms as the reference) with the reference."""
@@ -132,7 +138,7 @@ class DriftCheck:
             "n_reference": len(ref),
             "n_current": len(cur),
             "dim": self.dim,
-            "min_votes": self.min_votes,
+            "alpha": self.alpha,
             "seed": self.seed,
             "model": self.model_key,
         }
@@ -142,51 +148,83 @@ class DriftCheck:
                 f"({len(ref)} reference, {len(cur)} current): no test was run"
             )
             return DriftReport("insufficient data", (), notes=tuple(notes), **common)
+        pca: list[Components] = []
         with progress_bar(
             len(self.tests), desc="drift tests", unit="tests", size=len(ref) + len(cur)
         ) as bar:
             done = []
             for i, name in enumerate(self.tests):
-                done.append(self._run(name, ref, cur, np.random.default_rng([self.seed, i])))
+                rng = np.random.default_rng([self.seed, i])
+                done.append(self._run(name, ref, cur, rng, pca))
                 bar.update(1)
-        results = tuple(done)
         notes.extend(
             f"{t.name} ran on a random subsample: {t.n_reference:,} reference and "
             f"{t.n_current:,} current rows"
-            for t in results
+            for t in done
             if (t.n_reference, t.n_current) != (len(ref), len(cur))
         )
-        votes = sum(bool(t.drift) for t in results)
-        verdict = "drift" if votes >= self.min_votes else "no drift"
+        adjusted = holm([float(t.p_value) for t in done])  # type: ignore[arg-type]
+        threshold = f"Holm-adjusted p < {self.alpha:g}"
+        results = tuple(
+            dataclasses.replace(t, p_adjusted=q, drift=q < self.alpha, threshold=threshold)
+            for t, q in zip(done, adjusted, strict=True)
+        )
+        verdict = "drift" if min(adjusted) < self.alpha else "no drift"
         return DriftReport(
             verdict,
             results,
             notes=tuple(notes),
-            projection=self._projection(ref, cur),
+            projection=self._projection(ref, cur, pca[0]) if pca else None,
             **common,
         )
 
     def _run(
-        self, name: str, ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator
+        self,
+        name: str,
+        ref: np.ndarray,
+        cur: np.ndarray,
+        rng: np.random.Generator,
+        pca: list[Components],
     ) -> DriftTest:
         if name == "pca":
-            return pca_ks_test(self.params, self._fitted_pca(rng), ref, cur, rng)
+            pca.append(fit_pca(self.params, ref, cur, rng))
+            return pca_ks_test(self.params, pca[0], ref, cur, rng, alpha=self.alpha)
         runner = {"classifier": classifier_test, "mmd": mmd_test, "centroid": centroid_test}
         return runner[name](self.params, ref, cur, rng)
 
-    def _fitted_pca(self, rng: np.random.Generator) -> object:
-        if self._pca is None:
-            self._pca = fit_pca(self.params, self.reference, rng)
-        return self._pca
-
-    def _projection(self, ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        if "pca" not in self.tests:
-            return None
+    def _projection(
+        self, ref: np.ndarray, cur: np.ndarray, model: Components
+    ) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, 99])
-        model = self._fitted_pca(rng)
         pick = [sample(x, 1_000, rng) for x in (ref, cur)]
-        out = [model.transform(x)[:, :2].astype(np.float32) for x in pick]  # type: ignore[attr-defined]
+        out = [model.transform(x)[:, :2].astype(np.float32) for x in pick]
         return out[0], out[1]
+
+
+def check_alpha(alpha: object) -> float:
+    """Return ``alpha`` as a float when it lies strictly between 0 and 1, else refuse it."""
+    if isinstance(alpha, int | float) and not isinstance(alpha, bool):
+        value = float(alpha)
+        if math.isfinite(value) and 0 < value < 1:
+            return value
+    msg = (
+        f"alpha={alpha!r}: the false-alarm rate must be a number strictly between 0 and 1, "
+        "e.g. alpha=0.05 (the default)"
+    )
+    raise InvalidParameterError(msg)
+
+
+def check_min_votes(min_votes: object) -> None:
+    """Refuse ``min_votes`` (removed), saying what replaced it."""
+    if min_votes is None:
+        return
+    msg = (
+        f"min_votes={min_votes!r} is no longer a drift check option: the verdict is now "
+        "'drift' when the smallest Holm-adjusted p-value of the tests is below alpha "
+        "(default 0.05), which bounds the false-alarm rate by alpha; drop min_votes and "
+        "set alpha instead"
+    )
+    raise InvalidParameterError(msg)
 
 
 def check(

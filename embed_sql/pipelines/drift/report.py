@@ -26,9 +26,10 @@ __all__ = ["DriftReport", "DriftTest"]
 
 @dataclass(frozen=True)
 class DriftTest:
-    """One test of a :class:`DriftReport`: its statistic, p-value, threshold and vote.
+    """One test of a :class:`DriftReport`: its statistic, p-values and whether it rejects.
 
-    ``drift`` is None when the test could not run (too few rows).
+    ``p_value`` is the test's own p-value; ``p_adjusted`` is Holm's adjustment over the
+    tests of the report, and ``drift`` is ``p_adjusted < alpha`` (None when not decided).
     """
 
     name: str
@@ -39,19 +40,25 @@ class DriftTest:
     detail: str
     n_reference: int
     n_current: int
+    p_adjusted: float | None = None
     extra: dict[str, object] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
 class DriftReport:
-    """The outcome of a drift check: one :class:`DriftTest` per test and an overall verdict."""
+    """The outcome of a drift check: one :class:`DriftTest` per test and an overall verdict.
+
+    The verdict is ``"drift"`` when some test's Holm-adjusted p-value is below ``alpha``
+    (equivalently: the smallest p-value is below ``alpha`` / the number of tests), so the
+    chance of a false alarm is at most ``alpha``.
+    """
 
     verdict: str
     tests: tuple[DriftTest, ...]
     n_reference: int
     n_current: int
     dim: int
-    min_votes: int
+    alpha: float
     seed: int
     model: str | None = None
     notes: tuple[str, ...] = ()
@@ -65,9 +72,15 @@ class DriftReport:
         return self.verdict == "drift"
 
     @property
-    def votes(self) -> int:
-        """How many tests flagged drift."""
+    def rejections(self) -> int:
+        """How many tests reject "no drift" (Holm-adjusted p-value below ``alpha``)."""
         return sum(bool(t.drift) for t in self.tests)
+
+    @property
+    def p_value(self) -> float | None:
+        """The smallest Holm-adjusted p-value: the overall test's p-value (None: no test)."""
+        adjusted = [t.p_adjusted for t in self.tests if t.p_adjusted is not None]
+        return min(adjusted) if adjusted else None
 
     def test(self, name: str) -> DriftTest:
         """Return the test called ``name`` (one of :data:`TESTS`)."""
@@ -85,7 +98,8 @@ class DriftReport:
             if f.name not in ("tests", "projection")
         }
         out["notes"] = list(self.notes)
-        out["votes"] = self.votes
+        out["rejections"] = self.rejections
+        out["p_value"] = self.p_value
         out["tests"] = [dataclasses.asdict(t) for t in self.tests]
         return _plain(out)  # type: ignore[return-value]
 
@@ -97,57 +111,77 @@ class DriftReport:
         return text
 
     def to_arrow(self) -> pa.Table:
-        """Return one row per test plus an ``overall`` row (its statistic is the vote count)."""
+        """Return one row per test plus an ``overall`` row.
+
+        The overall row's statistic is the number of tests that reject, its p-values the
+        smallest Holm-adjusted one.
+        """
         rows = [
-            (t.name, t.statistic, t.p_value, t.threshold, t.drift, t.detail) for t in self.tests
+            (t.name, t.statistic, t.p_value, t.p_adjusted, t.threshold, t.drift, t.detail)
+            for t in self.tests
         ]
         rows.append(
             (
                 "overall",
-                float(self.votes),
-                None,
-                f"at least {self.min_votes} tests flag drift",
+                float(self.rejections),
+                self.p_value,
+                self.p_value,
+                f"smallest Holm-adjusted p < {self.alpha:g}",
                 None if self.verdict == "insufficient data" else self.drift,
                 self.verdict,
             )
         )
-        names = ["test", "statistic", "p_value", "threshold", "drift", "detail"]
-        types = [pa.string(), pa.float64(), pa.float64(), pa.string(), pa.bool_(), pa.string()]
+        names = ["test", "statistic", "p_value", "p_adjusted", "threshold", "drift", "detail"]
+        types = [
+            pa.string(),
+            pa.float64(),
+            pa.float64(),
+            pa.float64(),
+            pa.string(),
+            pa.bool_(),
+            pa.string(),
+        ]
         columns = [pa.array([r[i] for r in rows], t) for i, t in enumerate(types)]
         return pa.table(columns, names=names)
 
     def __str__(self) -> str:
+        overall = "" if self.p_value is None else f"p={self.p_value:.4f}, "
         lines = [
-            f"drift check: {self.verdict} ({self.votes} of {len(self.tests)} tests flag drift; "
-            f"reference {self.n_reference:,} rows, current {self.n_current:,} rows, dim {self.dim})"
+            f"drift check: {self.verdict} ({overall}{self.rejections} of {len(self.tests)} "
+            f"tests reject at Holm-adjusted alpha={self.alpha:g}; reference "
+            f"{self.n_reference:,} rows, current {self.n_current:,} rows, dim {self.dim})"
         ]
         for t in self.tests:
             p = "" if t.p_value is None else f"  p={t.p_value:.4f}"
+            adj = "" if t.p_adjusted is None else f" adj={t.p_adjusted:.4f}"
             vote = {True: "DRIFT", False: "ok", None: "n/a"}[t.drift]
-            lines.append(f"  {t.name:<10} {t.statistic:10.4f}{p:<12} {vote:<6} [{t.threshold}]")
+            lines.append(f"  {t.name:<10} {t.statistic:10.4f}{p}{adj}  {vote}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
     def to_html(self, *, figure: bool = True) -> str:
         """Return a small HTML table, with the figure inlined when matplotlib is installed."""
         head = "".join(
-            f"<th>{h}</th>" for h in ("test", "statistic", "p-value", "flags when", "drift")
+            f"<th>{h}</th>"
+            for h in ("test", "statistic", "p-value", "Holm-adjusted", "rejects when", "drift")
         )
         body = []
         for t in self.tests:
             p = "" if t.p_value is None else f"{t.p_value:.4f}"
+            adj = "" if t.p_adjusted is None else f"{t.p_adjusted:.4f}"
             vote = {True: "<b>drift</b>", False: "no", None: "n/a"}[t.drift]
             body.append(
                 f"<tr><td title='{html.escape(t.detail, quote=True)}'>{t.name}</td>"
-                f"<td>{t.statistic:.4f}</td><td>{p}</td><td>{html.escape(t.threshold)}</td>"
-                f"<td>{vote}</td></tr>"
+                f"<td>{t.statistic:.4f}</td><td>{p}</td><td>{adj}</td>"
+                f"<td>{html.escape(t.threshold)}</td><td>{vote}</td></tr>"
             )
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
         img = self._figure_html() if figure else ""
         return (
-            f"<div><p><b>Drift check: {html.escape(self.verdict)}</b> — {self.votes} of "
-            f"{len(self.tests)} tests flag drift (reference {self.n_reference:,} rows, current "
-            f"{self.n_current:,} rows, dim {self.dim}).</p>"
+            f"<div><p><b>Drift check: {html.escape(self.verdict)}</b> — {self.rejections} of "
+            f"{len(self.tests)} tests reject at Holm-adjusted alpha={self.alpha:g} "
+            f"(reference {self.n_reference:,} rows, current {self.n_current:,} rows, dim "
+            f"{self.dim}).</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             f"{f'<ul>{notes}</ul>' if notes else ''}{img}</div>"
         )
@@ -155,8 +189,8 @@ class DriftReport:
     def figure(self) -> Figure:
         """Draw the report (matplotlib) as a Figure.
 
-        Both samples on the reference's first two PCs, and the per-component KS statistics
-        with the drifted components marked.
+        Both samples on the first two principal components of the pooled rows, and the
+        per-component KS statistics with the drifted components marked.
         """
         from embed_sql import plot
 
@@ -165,7 +199,7 @@ class DriftReport:
             self.projection,
             None if pca is None else list(pca.extra["ks_statistic"]),  # type: ignore[call-overload]
             None if pca is None else list(pca.extra["drifted"]),  # type: ignore[call-overload]
-            title=f"drift check: {self.verdict} ({self.votes}/{len(self.tests)} tests)",
+            title=f"drift check: {self.verdict} ({self.rejections}/{len(self.tests)} tests reject)",
         )
 
     def _figure_html(self) -> str:

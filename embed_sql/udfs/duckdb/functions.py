@@ -224,7 +224,7 @@ SPECS = (
         side_effects=True,
     ),
     FunctionSpec(
-        "embed_sql_drift", (_S, _S, _S, _I, _I, CTX), DRIFT, make_drift, side_effects=True
+        "embed_sql_drift", (_S, _S, _S, _D, _I, _I, CTX), DRIFT, make_drift, side_effects=True
     ),
     FunctionSpec(
         "embed_sql_recommend",

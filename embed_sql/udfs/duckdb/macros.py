@@ -317,8 +317,8 @@ MACROS = (
         FROM query_table(tbl || embed_sql_check('chunks', max_tokens, overlap))
     """,
     """
-    MACRO embed_drift(ref, cur, vec := 'v', min_votes := 2, seed := 0) AS TABLE
-        SELECT unnest(embed_sql_drift(ref, cur, vec, min_votes, seed, embed_sql_ctx()),
+    MACRO embed_drift(ref, cur, vec := 'v', alpha := 0.05, seed := 0, min_votes := NULL) AS TABLE
+        SELECT unnest(embed_sql_drift(ref, cur, vec, alpha, seed, min_votes, embed_sql_ctx()),
                       recursive := true)
     """,
     # -- recommendations: items for each user of an interactions table ------------------

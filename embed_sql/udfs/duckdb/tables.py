@@ -237,6 +237,7 @@ DRIFT = pa.list_(
             ("test", pa.string()),
             ("statistic", pa.float64()),
             ("p_value", pa.float64()),
+            ("p_adjusted", pa.float64()),
             ("threshold", pa.string()),
             ("drift", pa.bool_()),
             ("detail", pa.string()),
@@ -282,19 +283,27 @@ def make_drift(state: DatabaseState) -> Callable[..., pa.Array]:
     """Make ``embed_sql_drift``: the drift report of two tables, one row per test."""
 
     def run(
-        refs: Arrays, curs: Arrays, vecs: Arrays, votes: Arrays, seeds: Arrays, contexts: Arrays
+        refs: Arrays,
+        curs: Arrays,
+        vecs: Arrays,
+        alphas: Arrays,
+        seeds: Arrays,
+        votes: Arrays,
+        contexts: Arrays,
     ) -> pa.Array:
         from embed_sql.pipelines.drift import DriftCheck
+        from embed_sql.pipelines.drift.check import check_alpha, check_min_votes
 
+        check_min_votes(constant(votes, "min_votes", allow_null=True))
         vec = str(constant(vecs, "vec"))
         seed = int(constant(seeds, "seed"))
-        min_votes = int(constant(votes, "min_votes"))
+        alpha = check_alpha(constant(alphas, "alpha"))
         context = Context.from_sql(constant(contexts, "the context"))
         ref, cur = (
             _read_drift_side(state, str(constant(t, "the table")), vec, seed, context)
             for t in (refs, curs)
         )
-        rows = DriftCheck(ref, min_votes=min_votes, seed=seed).check(cur).to_arrow()
+        rows = DriftCheck(ref, alpha=alpha, seed=seed).check(cur).to_arrow()
         children = struct(
             {n: c.combine_chunks() for n, c in zip(rows.column_names, rows.columns, strict=True)}
         )
