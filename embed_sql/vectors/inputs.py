@@ -10,13 +10,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
-from embed_sql.vectors.arrow import to_numpy, vector_dim
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidParameterError,
+)
+from embed_sql.vectors.arrow import fixed_vectors, to_numpy, vector_dim
 
 __all__ = [
     "F32_MAX",
     "as_keys",
     "as_matrix",
+    "batch_columns",
     "cast_keys",
     "check_k",
     "check_threshold",
@@ -87,6 +93,19 @@ def as_keys(keys: object, n: int) -> pa.Array:
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     return arr
+
+
+def batch_columns(batch: pa.RecordBatch | pa.Table, vec: str, key: str) -> tuple[pa.Array, object]:
+    """Return one batch's vectors (as ``fixed_size_list<float32>[d]``) and its key column."""
+    names = batch.schema.names
+    for name, what, hint in ((vec, "vector", "vec="), (key, "key", "key=")):
+        if name not in names:
+            msg = (
+                f"{what} column {name!r} is not in the batches; their columns are {names}; "
+                f"name the right one with {hint}"
+            )
+            raise ColumnNotFoundError(msg)
+    return fixed_vectors(batch.column(vec), vec, "the batches"), batch.column(key)
 
 
 def as_matrix(vectors: object, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
