@@ -272,10 +272,11 @@ class VectorIndex:
     ) -> VectorIndex:
         """Build an index from a stream of record batches, holding one batch at a time.
 
-        For columns too large to hold beside their index: a Parquet file's
-        ``pq.ParquetFile(path).iter_batches(columns=["id", "v"])``, a DuckDB relation's
-        ``fetch_record_batch()``, any ``pa.RecordBatchReader``. Memory is the index plus
-        one batch (:meth:`build` needs the whole column as well).
+        For columns too large to hold beside their index: a Parquet file read by
+        ``embed_sql.pipelines.files.parquet_batches(path, ["id", "v"])`` (not pyarrow's
+        ``iter_batches``, which keeps what it read until the file ends), a DuckDB
+        relation's ``to_arrow_reader()``, any ``pa.RecordBatchReader``. Memory is the
+        index plus one batch (:meth:`build` needs the whole column as well).
 
         Parameters
         ----------
