@@ -332,7 +332,9 @@ class VectorIndex:
                 if not allow_duplicates:
                     refuse_duplicates(key_arr[:0], key_arr)
                 index._append(mat, count, source=None, threads=threads, bar=bar)
-                parts.append(key_arr)
+                # a copy: a column of an imported batch (DuckDB's Arrow stream) keeps the
+                # whole batch alive, vectors included, for as long as it lives
+                parts.append(pa.concat_arrays([key_arr]))
                 count += len(mat)
         if index is None:  # no vector at all: an empty index, if the type tells the dimension
             dim = _empty_dim(seen, batches, vec)

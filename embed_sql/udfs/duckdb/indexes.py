@@ -152,7 +152,8 @@ def build(
                 vectors = fixed_vectors(batch.column("v"), vec, table)
                 made = single_model(provenance.identify(to_numpy(vectors)), what)
                 found.update([made] if made else [])
-                hashes.append(batch.column("h").cast(pa.uint64()))
+                # copied: a column of DuckDB's batch keeps the whole batch alive
+                hashes.append(pa.concat_arrays([batch.column("h").cast(pa.uint64())]))
                 indexed.append(pa.array(np.asarray(vectors.is_valid(), dtype=bool)))
                 yield pa.record_batch([batch.column("id"), vectors], names=["id", "v"])
 
