@@ -452,23 +452,25 @@ def plot(results: dict[int, dict[str, Run]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False)
+    colours = {stage: f"C{i}" for i, stage in enumerate(STAGES)}
+    handles: dict[str, object] = {}
     for ax, (size, runs) in zip(axes[0], results.items(), strict=True):
         for stage, run in runs.items():
             t = np.array([s[0] for s in run.samples]) / 60
             rss = np.array([s[1] for s in run.samples]) / 1024
             joined = stage in ("index", "sql-index")
-            label = LABELS[stage] + (" + k-NN join" if joined else "")
-            (line,) = ax.plot(t, rss, label=label, lw=1.4)
+            label = LABELS[stage] + (" + k-NN join (after the dotted line)" if joined else "")
+            (handles[label],) = ax.plot(t, rss, color=colours[stage], lw=1.4)
             if joined:
-                ax.axvline(run.at("built") / 60, color=line.get_color(), ls=":", lw=1)
+                ax.axvline(run.at("built") / 60, color=colours[stage], ls=":", lw=1)
         ax.set_title(f"{size:,} rows, {MODEL}")
         ax.set_xlabel("minutes since the stage started")
         ax.set_ylabel("RSS (GiB)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial.png")
     fig.savefig(tmp, dpi=110)
