@@ -17,6 +17,7 @@ __all__ = [
     "column_model",
     "from_numpy",
     "model_key",
+    "single_model",
     "to_numpy",
     "vector_dim",
     "vector_input",
@@ -48,7 +49,13 @@ def column_model(
     if key:
         return key
     mat = values if isinstance(values, np.ndarray) else to_numpy(values)
-    found = provenance.identify(mat) if mat.ndim == 2 else set()
+    return single_model(provenance.identify(mat) if mat.ndim == 2 else set(), what)
+
+
+def single_model(found: set[str], what: str = "vector column") -> str | None:
+    """Return the one model key among ``found`` (None if empty); refuse several models."""
+    from embed_sql.vectors import provenance
+
     names = sorted({provenance.model_name(k) for k in found})
     if len(names) > 1:
         msg = (

@@ -59,6 +59,7 @@ class ExactStore:
         self.dim = dim
         self.metric = metric
         self.matrix = np.zeros((0, dim), dtype=np.float32)
+        self._room: np.ndarray | None = None  # owned rows with spare capacity; matrix its prefix
         self._fetch = fetch
         self._unit: np.ndarray | None = None  # cos: the unit rows, made on first search
         self._norms: np.ndarray | None = None  # float64 row norms, for rescoring under cos
@@ -70,19 +71,54 @@ class ExactStore:
         return self._fetch is None
 
     def append(self, mat: np.ndarray, *, source: object) -> None:
-        """Append rows under the next labels; ``source`` is the caller's own array, if any."""
+        """Append rows under the next labels; ``source`` is the caller's own array, if any.
+
+        Rows go into spare capacity that grows by half each time it runs out, so appending
+        in batches copies each row O(1) times (not once per later batch); :meth:`reserve`
+        sizes it once when the final count is known.
+        """
         if self.kept and len(mat):
-            if len(self.matrix):
-                self.matrix = np.concatenate([self.matrix, mat])
-            else:  # never keep a view of the caller's array: a later change would leak in
+            n = len(self.matrix)
+            if not n and self._room is None:
+                # never keep a view of the caller's array: a later change would leak in
                 mine = isinstance(source, np.ndarray) and np.shares_memory(mat, source)
                 self.matrix = mat.copy() if mine else mat
-        self.replace(self.matrix)
+            else:
+                room = self._room
+                if room is None or n + len(mat) > len(room):
+                    room = self._grow(max(n + len(mat), n + n // 2))
+                room[n : n + len(mat)] = mat
+                self.matrix = room[: n + len(mat)]
+        self._drop_caches()
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in all, so appends up to there copy nothing more."""
+        if self.kept and (self._room is None or rows > len(self._room)):
+            self._grow(rows)
+
+    def _grow(self, rows: int) -> np.ndarray:
+        n = len(self.matrix)
+        room = np.empty((max(rows, n), self.dim), dtype=np.float32)
+        room[:n] = self.matrix
+        self._room, self.matrix = room, room[:n]
+        return room
 
     def replace(self, matrix: np.ndarray) -> None:
         """Hold ``matrix`` (e.g. a read-only view of a file) and drop every cache."""
         self.matrix = matrix
+        self._room = None
+        self._drop_caches()
+
+    def _drop_caches(self) -> None:
         self._unit = self._norms = self._norm_scale = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of float32 rows held here (spare capacity included; 0 when fetched)."""
+        if not self.kept:
+            return 0
+        held = self._room if self._room is not None else self.matrix
+        return int(held.nbytes)
 
     def rows(self, labels: np.ndarray) -> np.ndarray:
         """Float32 vectors of the given row labels."""

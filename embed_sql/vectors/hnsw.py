@@ -223,6 +223,11 @@ class HNSWGraph:
         """Serialise the graph with usearch (the ``vectors`` section of an index file)."""
         return self._index.save()  # type: ignore[return-value]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the graph holds in memory (vectors, links, spare capacity), as usearch counts."""
+        return int(self._index.memory_usage)
+
     def size(self) -> int:
         """Length in bytes of :meth:`to_bytes` (and of :meth:`save_to`'s file)."""
         return int(self._index.serialized_length)

@@ -25,16 +25,18 @@ section size before building anything, so a truncated, corrupt or crafted file r
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embed_sql._progress import progress_bar
+from embed_sql._progress import Bar, progress_bar
 from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
-from embed_sql.vectors.arrow import vector_dim
+from embed_sql.vectors.arrow import column_model, vector_dim
 from embed_sql.vectors.exact import ExactStore, Pairs, top_k
 from embed_sql.vectors.hnsw import HNSW_DEFAULTS, HNSW_PRESETS, HNSWGraph, hnsw_params
 from embed_sql.vectors.index_checks import DTYPES, check_saved
@@ -49,6 +51,7 @@ from embed_sql.vectors.index_file import (
 from embed_sql.vectors.inputs import (
     as_keys,
     as_matrix,
+    batch_columns,
     cast_keys,
     check_k,
     check_norms,
@@ -56,6 +59,7 @@ from embed_sql.vectors.inputs import (
     refuse_duplicates,
 )
 from embed_sql.vectors.metrics import Metric, parse_metric
+from embed_sql.vectors.provenance import model_name
 
 __all__ = [
     "DTYPES",
@@ -228,19 +232,125 @@ class VectorIndex:
         if not allow_duplicates:
             self._refuse_duplicates(key_arr)
         check_norms(given, valid, self.metric)  # after the keys, in the order SQL checks
-        start = len(self._alive)
-        if self._hnsw is not None and len(mat):
-            with progress_bar(len(mat), desc="indexing") as bar:
-                for s in range(0, len(mat), _ADD_ROWS):  # in slices, for the bar
-                    part = mat[s : s + _ADD_ROWS]
-                    labels = np.arange(start + s, start + s + len(part))
-                    self._hnsw.add(labels, part, threads=threads)
-                    bar.update(len(part))
-        self._store.append(mat, source=vectors)
+        with progress_bar(len(mat) if self._hnsw is not None else 0, desc="indexing") as bar:
+            self._append(mat, len(self._alive), source=vectors, threads=threads, bar=bar)
         self._keys = key_arr if self._keys is None else pa.concat_arrays([self._keys, key_arr])
         self._alive = np.concatenate([self._alive, np.ones(len(mat), dtype=bool)])
         self._rank = None
         return len(mat)
+
+    def _append(
+        self, mat: np.ndarray, start: int, *, source: object, threads: int, bar: Bar
+    ) -> None:
+        """Put checked rows into the graph and the store under labels ``start, start+1, ...``.
+
+        The caller records their keys and liveness.
+        """
+        if self._hnsw is not None and len(mat):
+            for s in range(0, len(mat), _ADD_ROWS):  # in slices, for the bar
+                part = mat[s : s + _ADD_ROWS]
+                labels = np.arange(start + s, start + s + len(part))
+                self._hnsw.add(labels, part, threads=threads)
+                bar.update(len(part))
+        self._store.append(mat, source=source)
+
+    @classmethod
+    def from_batches(
+        cls,
+        batches: Iterable[pa.RecordBatch | pa.Table],
+        *,
+        vec: str = "v",
+        key: str = "id",
+        rows: int | None = None,
+        metric: str | Metric = "cos",
+        dtype: str = "f16",
+        exact: bool = False,
+        rescore: bool | None = None,
+        allow_duplicates: bool = False,
+        threads: int = 0,
+        model: str | None = None,
+        model_key: str | None = None,
+        preset: str = "default",
+        **hnsw: int,
+    ) -> VectorIndex:
+        """Build an index from a stream of record batches, holding one batch at a time.
+
+        For columns too large to hold beside their index: a Parquet file read by
+        ``embed_sql.pipelines.files.parquet_batches(path, ["id", "v"])`` (not pyarrow's
+        ``iter_batches``, which keeps what it read until the file ends), a DuckDB
+        relation's ``to_arrow_reader()``, any ``pa.RecordBatchReader``. Memory is the
+        index plus one batch (:meth:`build` needs the whole column as well).
+
+        Parameters
+        ----------
+        batches
+            Record batches (or tables) with the ``vec`` and ``key`` columns; vectors as
+            ``fixed_size_list<float>[d]`` or as lists of floats of one length (as DuckDB
+            and Polars write them to Parquet).
+        rows
+            The row count if known (e.g. ``metadata.num_rows`` of a Parquet file): the
+            float32 copy kept for rescoring or exact search is then allocated once.
+        model, model_key
+            The model that made the vectors; by default the vector field's metadata (files
+            of ``embed-sql embed``), else the first batch looked up among the vectors this
+            process embedded.
+        metric, dtype, exact, rescore, allow_duplicates, threads, preset, hnsw
+            As for :meth:`build`. Duplicate keys are refused within each batch as it
+            arrives, and across batches once every key is in.
+
+        Examples
+        --------
+        >>> import pyarrow as pa, numpy as np
+        >>> from embed_sql.vectors import from_numpy
+        >>> t = pa.table({"id": [1, 2, 3], "v": from_numpy(np.eye(3))})
+        >>> VectorIndex.from_batches(t.to_batches(max_chunksize=2), exact=True)
+        VectorIndex(3 x 3, metric=cos, exact)
+        """
+        options: dict[str, Any] = {"metric": metric, "dtype": dtype, "exact": exact}
+        options |= {"rescore": rescore, "preset": preset, **hnsw}
+        index: VectorIndex | None = None
+        seen: pa.DataType | None = None  # the vector type of the batches, if any came
+        parts: list[pa.Array] = []
+        count = read = 0  # rows indexed, rows read (NULL vectors too)
+        with progress_bar(rows or 0, desc="indexing") as bar:
+            for batch in batches:
+                vectors, keys = batch_columns(batch, vec, key)
+                if index is None:
+                    seen = batch.schema.field(vec).type
+                    if not vectors.is_valid().true_count:
+                        read += len(vectors)
+                        continue  # nothing to index, and a list column tells no dimension yet
+                    if model_key is None:
+                        model_key = column_model(vectors, batch.schema.field(vec))
+                        model = model or (model_name(model_key) if model_key else None)
+                    dim = vector_dim(vectors.type)
+                    index = cls(dim, model=model, model_key=model_key, **options)
+                    index._store.reserve(rows or 0)
+                given, valid = as_matrix(vectors, index.dim)
+                key_arr = as_keys(keys, len(given))
+                mat = given
+                if not valid.all():
+                    mat, key_arr = given[valid], key_arr.filter(pa.array(valid))
+                if parts and key_arr.type != parts[0].type:
+                    msg = f"batch keys of type {key_arr.type} follow keys of type {parts[0].type}"
+                    raise InputTypeError(msg)
+                if not allow_duplicates:
+                    refuse_duplicates(key_arr[:0], key_arr)
+                check_norms(given, valid, index.metric, first_row=read)
+                read += len(given)
+                index._append(mat, count, source=None, threads=threads, bar=bar)
+                # a copy: a column of an imported batch (DuckDB's Arrow stream) keeps the
+                # whole batch alive, vectors included, for as long as it lives
+                parts.append(pa.concat_arrays([key_arr]))
+                count += len(mat)
+        if index is None:  # no vector at all: an empty index, if the type tells the dimension
+            dim = _empty_dim(seen, batches, vec)
+            return cls(dim, model=model, model_key=model_key, **options)
+        index._keys = pa.concat_arrays(parts)
+        if not allow_duplicates and len(parts) > 1:
+            refuse_duplicates(index._keys[:0], index._keys)
+        index._alive = np.ones(count, dtype=bool)
+        return index
 
     def _refuse_duplicates(self, new: pa.Array) -> None:
         refuse_duplicates(self.keys(), new)
@@ -270,6 +380,13 @@ class VectorIndex:
     # -- inspection -----------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self._alive.sum())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the index holds: the graph (as usearch counts it), float32 vectors, keys."""
+        graph = self._hnsw.nbytes if self._hnsw is not None else 0
+        keys = self._keys.nbytes if self._keys is not None else 0
+        return graph + self._store.nbytes + keys + self._alive.nbytes
 
     @property
     def label_count(self) -> int:
@@ -498,6 +615,21 @@ class VectorIndex:
         if view:
             index._buffer = file.buffer  # keeps the mapping alive as long as the index
         return index
+
+
+def _empty_dim(seen: pa.DataType | None, batches: object, vec: str) -> int:
+    """Return the dimension of a stream that had no vector, from its type when fixed."""
+    schema = getattr(batches, "schema", None)
+    if seen is None and isinstance(schema, pa.Schema) and vec in schema.names:
+        seen = schema.field(vec).type
+    if seen is not None and pa.types.is_fixed_size_list(seen):
+        return int(seen.list_size)
+    msg = (
+        f"the batches hold no vector in column {vec!r} (none came, or all were NULL) and their "
+        f"type ({seen}) does not tell the dimension; create VectorIndex(dim, ...) and add() "
+        "later, or pass fixed_size_list<float>[dim] vectors"
+    )
+    raise InvalidParameterError(msg)
 
 
 def _mask(allowed: np.ndarray, n: int) -> np.ndarray:

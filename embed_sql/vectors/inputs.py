@@ -10,14 +10,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embed_sql.exceptions import DimensionMismatchError, InputTypeError, InvalidParameterError
-from embed_sql.vectors.arrow import to_numpy, vector_dim
+from embed_sql.exceptions import (
+    ColumnNotFoundError,
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidParameterError,
+)
+from embed_sql.vectors.arrow import fixed_vectors, to_numpy, vector_dim
 from embed_sql.vectors.metrics import Metric
 
 __all__ = [
     "F32_MAX",
     "as_keys",
     "as_matrix",
+    "batch_columns",
     "cast_keys",
     "check_k",
     "check_norms",
@@ -94,6 +100,19 @@ def as_keys(keys: object, n: int) -> pa.Array:
     return arr
 
 
+def batch_columns(batch: pa.RecordBatch | pa.Table, vec: str, key: str) -> tuple[pa.Array, object]:
+    """Return one batch's vectors (as ``fixed_size_list<float32>[d]``) and its key column."""
+    names = batch.schema.names
+    for name, what, hint in ((vec, "vector", "vec="), (key, "key", "key=")):
+        if name not in names:
+            msg = (
+                f"{what} column {name!r} is not in the batches; their columns are {names}; "
+                f"name the right one with {hint}"
+            )
+            raise ColumnNotFoundError(msg)
+    return fixed_vectors(batch.column(vec), vec, "the batches"), batch.column(key)
+
+
 def as_matrix(
     vectors: object, dim: int | None, *, metric: Metric | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +150,11 @@ def as_matrix(
     return mat, valid
 
 
-def check_norms(mat: np.ndarray, valid: np.ndarray, metric: Metric) -> None:
+def check_norms(mat: np.ndarray, valid: np.ndarray, metric: Metric, *, first_row: int = 0) -> None:
     """Refuse vectors whose squared norm float32 cannot hold.
+
+    ``first_row`` is the row number of ``mat[0]`` in what the user gave (a stream of
+    batches), for the message.
 
     Distances are float32 products, as DuckDB's own: a norm above ~1.8e19 makes them
     infinite (wrong distances, dropped rows), and under ``cos`` a non-zero norm below ~1e-19
@@ -147,8 +169,9 @@ def check_norms(mat: np.ndarray, valid: np.ndarray, metric: Metric) -> None:
         bad |= (sq < tiny) & np.any(mat != 0, axis=1)
     bad &= valid
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        norm = float(np.linalg.norm(mat[row].astype(np.float64)))
+        at = int(np.flatnonzero(bad)[0])
+        row = first_row + at
+        norm = float(np.linalg.norm(mat[at].astype(np.float64)))
         msg = (
             f"{int(bad.sum())} vectors have a norm float32 distances cannot use (the first, "
             f"row {row}: norm {norm:.3g}, metric {metric.value}; allowed: norms up to 1.8e19, "

@@ -14,7 +14,9 @@ macros join to return keys in their own type (``h`` is the hash of the row's vec
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,13 +36,15 @@ from embed_sql.udfs.duckdb.macros import (
 from embed_sql.udfs.duckdb.read import (
     Context,
     check_columns,
+    check_fingerprint,
+    check_keys,
     constant,
     fixed_vectors,
-    read_source,
     reader,
+    stream_source,
 )
 from embed_sql.vectors import provenance
-from embed_sql.vectors.arrow import column_model
+from embed_sql.vectors.arrow import single_model, to_numpy
 from embed_sql.vectors.index import VectorIndex
 from embed_sql.vectors.join import check_models
 
@@ -120,9 +124,17 @@ def build(
     transaction: bool = True,
     **options: Any,
 ) -> NamedIndex:
-    """Read ``table`` through ``cur``, build the index, save it if asked, attach it."""
+    """Read ``table`` through ``cur``, build the index, save it if asked, attach it.
+
+    The table is read in batches, each added to the index as it comes (memory: the index
+    and one batch, not the whole column besides).
+    """
     name = index_name(name)
-    src = read_source(
+    what = f"column {vec!r} of {table!r}"
+    hashes: list[pa.Array] = []  # per row: the fingerprint's terms (and the key table's h)
+    indexed: list[pa.Array] = []  # per row: whether its vector went into the index
+    found: set[str] = set()  # the models that made the column, as far as this process knows
+    read = stream_source(
         cur,
         table,
         vec,
@@ -132,26 +144,51 @@ def build(
         expected=expected,
         transaction=transaction,
     )
+    with read as (qualified, reader):
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in reader:
+                check_keys(batch.column("id"), key, table)
+                vectors = fixed_vectors(batch.column("v"), vec, table)
+                made = single_model(provenance.identify(to_numpy(vectors)), what)
+                found.update([made] if made else [])
+                # copied: a column of DuckDB's batch keeps the whole batch alive
+                hashes.append(pa.concat_arrays([batch.column("h").cast(pa.uint64())]))
+                indexed.append(pa.array(np.asarray(vectors.is_valid(), dtype=bool)))
+                yield pa.record_batch([batch.column("id"), vectors], names=["id", "v"])
+
+        stream = batches()
+        first = next(stream, None)
+        if first is None:  # an empty table: the index of its (typed) empty column
+            empty = reader.schema.empty_table()
+            vectors = fixed_vectors(empty.column("v"), vec, table)
+            index = VectorIndex.build(vectors, empty.column("id"), **options)
+        else:
+            index = VectorIndex.from_batches(itertools.chain([first], stream), **options)
+    h = pa.concat_arrays(hashes) if hashes else pa.array([], pa.uint64())
+    fingerprint = check_fingerprint(h, expected, table, "embed_create_index")
+    if indexed:
+        h = h.filter(pa.concat_arrays(indexed))
+    column_key = single_model(found, what)
     made_by: str | None
     made_key: str | None
     if model:
         encoder = shared_encoder(model)
         made_by, made_key = encoder.name, encoder.key
-        check_models(column_model(src.vectors), made_key, f"column {vec!r} and model {model!r}")
+        check_models(column_key, made_key, f"column {vec!r} and model {model!r}")
     else:  # the model that made the column, if this process made it; else embed()'s
-        made_key = column_model(src.vectors, what=f"column {vec!r} of {table!r}")
+        made_key = column_key
         default = state.encoders.get("embed")
         if made_key is not None:
             made_by = provenance.model_name(made_key)
         else:
             made_by, made_key = (default.name, default.key) if default else (None, None)
-    index = VectorIndex.build(src.vectors, src.keys, model=made_by, model_key=made_key, **options)
-    named = NamedIndex(name, index, src.table, key, vec, src.fingerprint)
+    index.model, index.model_key = made_by, made_key
+    named = NamedIndex(name, index, qualified, key, vec, fingerprint)
     named.save_meta()
     if path is not None:
         index.save(path)
-    valid = pa.array(np.asarray(src.vectors.is_valid(), dtype=bool))
-    attach(state, named, src.hashes.filter(valid))
+    attach(state, named, h)
     return named
 
 

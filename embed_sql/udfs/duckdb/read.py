@@ -42,10 +42,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Context",
     "Source",
+    "check_fingerprint",
+    "check_keys",
     "constant",
     "fixed_vectors",
     "read_source",
     "reader",
+    "stream_source",
     "vector_matrix",
 ]
 
@@ -180,6 +183,46 @@ def read_source(
     caller sees other rows (uncommitted changes), and the read is refused. Reading on the
     caller's own connection (``transaction=False``) needs neither: it sees what they see.
     """
+    read = stream_source(
+        cur,
+        table,
+        vec,
+        key,
+        operation=operation,
+        context=context,
+        expected=expected,
+        transaction=transaction,
+    )
+    with read as (qualified, batches):
+        data = pa.Table.from_batches(list(batches), schema=batches.schema)
+    hashes = data.column("h").combine_chunks().cast(pa.uint64())
+    fingerprint = check_fingerprint(hashes, expected, table, operation)
+    keys = data.column("id").combine_chunks()
+    check_keys(keys, key, table)
+    vectors = fixed_vectors(data.column("v"), vec, table)
+    return Source(qualified, keys, vectors, hashes, fingerprint)
+
+
+@contextmanager
+def stream_source(
+    cur: duckdb.DuckDBPyConnection,
+    table: str,
+    vec: str,
+    key: str,
+    *,
+    operation: str,
+    context: Context | None = None,
+    expected: str | None = None,
+    transaction: bool = True,
+    batch_rows: int = 65_536,
+) -> Iterator[tuple[str, pa.RecordBatchReader]]:
+    """Yield the table's qualified name and a reader of its ``(id, v, h)`` rows in batches.
+
+    The scan of :func:`read_source`, one batch in memory at a time; the transaction stays
+    open until the block ends. The caller checks what :func:`read_source` checks on the
+    whole read: :func:`check_keys` per batch, then :func:`check_fingerprint` with every
+    hash and ``expected`` (given here only to tell a table the caller has not committed).
+    """
     if context is not None:
         context.check_not_temp(table, operation)
     try:
@@ -195,16 +238,24 @@ def read_source(
     src = f"query_table({sql_literal(table)})"
     if transaction:
         cur.execute("BEGIN TRANSACTION")
+    batches = None
     try:
         qualified = _qualified(cur, table)
-        data = cur.sql(
+        rel = cur.sql(
             f"SELECT {quote_ident(key)} AS id, {quote_ident(vec)} AS v, "
             f"{row_hash_sql(key, vec)} AS h FROM {src}"
-        ).to_arrow_table()
+        )
+        batches = rel.to_arrow_reader(batch_rows)
+        yield qualified, batches
     finally:
+        if batches is not None:  # a read left half-way (an error) holds the connection
+            batches.close()
         if transaction:
             cur.execute("COMMIT")
-    hashes = data.column("h").combine_chunks().cast(pa.uint64())
+
+
+def check_fingerprint(hashes: pa.Array, expected: str | None, table: str, operation: str) -> str:
+    """Return the fingerprint of a read's hashes; refuse it if the caller's differs."""
     fingerprint = fingerprint_of(hashes.to_numpy(zero_copy_only=False))
     if expected is not None and expected != fingerprint:
         msg = (
@@ -213,15 +264,17 @@ def read_source(
             "first, so embed_sql reads the rows you see"
         )
         raise InvalidParameterError(msg)
-    keys = data.column("id").combine_chunks()
+    return fingerprint
+
+
+def check_keys(keys: pa.Array | pa.ChunkedArray, key: str, table: str) -> None:
+    """Refuse NULL keys: keys identify rows."""
     if keys.null_count:
         msg = (
             f"key column {key!r} of {table!r} has {keys.null_count} NULL keys; keys identify "
             "rows: filter them out or fill them (e.g. coalesce) first"
         )
         raise InputTypeError(msg)  # the class Python's index gives a NULL key
-    vectors = fixed_vectors(data.column("v"), vec, table)
-    return Source(qualified, keys, vectors, hashes, fingerprint)
 
 
 def _rows(fingerprint: str) -> str:
