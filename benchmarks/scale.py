@@ -541,7 +541,9 @@ def main() -> None:
             f"max {stats['max']:.0f}; {stats['chars'] / 2**30:.2f} GiB of text",
             flush=True,
         )
-        runs: dict[str, Run] = {}
+        saved = work / f"rss-{size}.json"
+        # stages run earlier (another invocation) are kept; each stage is saved as it ends
+        runs: dict[str, Run] = load_runs(saved) if saved.exists() else {}
         for stage in stages:
             if stage in ("index", "sql-index"):
                 dst = work / f"vectors-{size}-cli.parquet"
@@ -556,15 +558,21 @@ def main() -> None:
                     dst.unlink()
             done = runs[stage].marks["done"]
             print(f"  {stage}: {done['rows']:,.0f} rows in {done['seconds']:.0f} s", flush=True)
+            save_runs(saved, runs)
         if not args.keep:
             (work / f"vectors-{size}-cli.parquet").unlink(missing_ok=True)
         results[size] = runs
-        series = {
-            s: {"started": r.started, "marks": r.marks, "samples": r.samples}
-            for s, r in runs.items()
-        }
-        (work / f"rss-{size}.json").write_text(json.dumps(series))
     report(results, args, n_queries, args.figure or work / "scale.png")
+
+
+def save_runs(path: Path, runs: dict[str, Run]) -> None:
+    """Write the runs of one size (``rss-SIZE.json``), replacing the file whole."""
+    series = {
+        s: {"started": r.started, "marks": r.marks, "samples": r.samples} for s, r in runs.items()
+    }
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(series))
+    tmp.replace(path)
 
 
 def load_runs(path: Path) -> dict[str, Run]:
