@@ -23,6 +23,10 @@ provably dead or old:
   older embed_sql versions, a file system without locks) only once untouched for an hour,
   as before.
 
+Durable as well as atomic: the new file (every file of a new folder) is flushed to disk
+before the rename, and the folder holding it after, so a power cut leaves the old state or
+the whole new one, never a renamed entry of empty files.
+
 Only a regular file is ever replaced (never a directory, device or FIFO, checked again just
 before the rename), and every refusal or OS failure names the target, never the temporary
 file: :class:`~embed_sql.exceptions.InvalidParameterError` for a path that cannot be a file,
@@ -55,6 +59,7 @@ __all__ = [
     "atomic_writer",
     "clean_leftovers",
     "clean_stale_dirs",
+    "publish_dir",
     "temp_dir",
     "write_bytes_atomic",
     "write_text_atomic",
@@ -179,10 +184,20 @@ def _cannot_write(target: Path, exc: OSError) -> FileWriteError:
     return FileWriteError(exc.errno or errno.EIO, msg)
 
 
-def _usual_mode() -> int:
+def _usual_mode(folder: bool = False) -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if folder else 0o666) & ~umask
+
+
+def _sync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk, where the system allows it."""
+    with suppress(OSError):  # Windows, some network file systems: not supported
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextmanager
@@ -230,6 +245,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.replace(tmp, target)
         except OSError as exc:
             raise _cannot_write(target, exc) from exc
+        _sync_dir(target.parent)
     finally:
         try:
             fh.close()
@@ -272,6 +288,26 @@ def temp_dir(parent: str | os.PathLike[str], prefix: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         finally:
             os.close(fd)
+
+
+def publish_dir(tmp: Path, final: Path) -> None:
+    """Rename the finished build folder ``tmp`` (from :func:`temp_dir`) to ``final``, durably.
+
+    Its files are flushed to disk first, it gets the usual folder mode (``0o777`` less the
+    umask; ``mkdtemp`` makes it private) and the parent folder is flushed after the rename.
+    An ``OSError`` of the rename passes through: the caller tells a lost race (another
+    process published the same entry first) from a failure.
+    """
+    for path in tmp.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    os.chmod(tmp, _usual_mode(folder=True))
+    os.rename(tmp, final)
+    _sync_dir(final.parent)
 
 
 def clean_leftovers(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from embed_sql._io import clean_stale_dirs, temp_dir
+from embed_sql._io import clean_stale_dirs, publish_dir, temp_dir
 from embed_sql._progress import stage
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
@@ -136,7 +136,7 @@ def _build(
         meta = {"name": spec.name, "key": key, "recipe": RECIPE, "source": source, **facts}
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         try:
-            os.rename(tmp, final)
+            publish_dir(tmp, final)
         except OSError:
             if not _complete(final, spec):  # not a lost race with another process: a failure
                 raise

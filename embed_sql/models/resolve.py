@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from embed_sql._io import clean_stale_dirs, temp_dir
+from embed_sql._io import clean_stale_dirs, publish_dir, temp_dir
 from embed_sql._progress import stage
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
@@ -188,7 +188,7 @@ class _Cache:
             }
             (tmp / "manifest.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
             try:
-                os.rename(tmp, final)
+                publish_dir(tmp, final)
             except OSError:
                 if self.load(final, spec) is None:  # not a lost race: a real failure
                     raise

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from embed_sql import _cancel
-from embed_sql._io import clean_stale_dirs, temp_dir
+from embed_sql._io import clean_stale_dirs, publish_dir, temp_dir
 from embed_sql.config import get_settings
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from embed_sql.models import registry
@@ -127,7 +127,7 @@ def _store(
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         final = parent / f"static-{key[:16]}"
         try:
-            os.rename(tmp, final)
+            publish_dir(tmp, final)
         except OSError:
             if not _complete(final):  # not a lost race with another process: a failure
                 raise

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from embed_sql import _io
-from embed_sql._io import atomic_writer, clean_leftovers, clean_stale_dirs, temp_dir
+from embed_sql._io import (
+    atomic_writer,
+    clean_leftovers,
+    clean_stale_dirs,
+    publish_dir,
+    temp_dir,
+)
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +139,47 @@ def test_a_folder_renamed_into_place_is_kept(tmp_path: Path) -> None:
         os.rename(tmp, tmp_path / "static-0123")
     assert [p.name for p in tmp_path.iterdir()] == ["static-0123"]
     assert (tmp_path / "static-0123" / "config.json").read_text() == "{}"
+
+
+@pytest.fixture
+def flushed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths ``os.fsync`` is called on by embed_sql._io, in order."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(_io.os, "fsync", fsync)
+    return seen
+
+
+def test_a_published_folder_is_flushed_and_readable_as_a_mkdir_would_make_it(
+    tmp_path: Path, flushed: list[str]
+) -> None:
+    final = tmp_path / "static-0123"
+    with temp_dir(tmp_path, ".tmp-static-") as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "model.onnx").write_bytes(b"weights")
+        (tmp / "config.json").write_text("{}")
+        assert (tmp.stat().st_mode & 0o777) == 0o700  # private while it is built
+        publish_dir(tmp, final)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (final.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["static-0123"]
+    names = [Path(p).name for p in flushed]
+    # every file before the rename (under the temporary name), the parent folder after it
+    assert sorted(names[:2]) == ["config.json", "model.onnx"]
+    assert all(".tmp-static-" in p for p in flushed[:2])
+    assert flushed[2:] == [str(tmp_path)]
+
+
+def test_a_written_file_is_flushed_then_its_folder_after_the_rename(
+    tmp_path: Path, flushed: list[str]
+) -> None:
+    _io.write_text_atomic(tmp_path / "r.json", "{}")
+    assert len(flushed) == 2
+    assert ".r.json.tmp-" in flushed[0]
+    assert flushed[1] == str(tmp_path)
