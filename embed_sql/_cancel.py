@@ -47,6 +47,20 @@ class Scope:
         """Whether :meth:`cancel` was called."""
         return self._event.is_set()
 
+    @contextmanager
+    def on_cancel(self, hook: Callable[[], None]) -> Iterator[None]:
+        """Call ``hook`` on :meth:`cancel` while the body runs (at once if cancelled already)."""
+        with self._lock:
+            self._hooks.append(hook)
+            already = self.cancelled
+        if already:
+            hook()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hooks.remove(hook)
+
 
 @contextmanager
 def running(scope: Scope) -> Iterator[Scope]:
@@ -89,15 +103,9 @@ def run_options() -> Iterator[Any]:
     def terminate() -> None:
         options.terminate = True
 
-    with scope._lock:
-        scope._hooks.append(terminate)
-        if scope.cancelled:
-            options.terminate = True
-    try:
-        yield options
-    except Exception:
-        check()  # the model run was terminated by a cancel: say so
-        raise
-    finally:
-        with scope._lock:
-            scope._hooks.remove(terminate)
+    with scope.on_cancel(terminate):
+        try:
+            yield options
+        except Exception:
+            check()  # the model run was terminated by a cancel: say so
+            raise

@@ -137,17 +137,31 @@ def as_matrix(
     if dim is not None and got != dim:
         msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
         raise DimensionMismatchError(msg)
-    if isinstance(vectors, pa.ChunkedArray | pa.Array) and not np.isfinite(mat).all():
-        bad = np.flatnonzero(~np.isfinite(mat).all(axis=1))
-        msg = (
-            f"{len(bad)} vectors contain NaN or infinite values (the first, row {int(bad[0])}); "
-            "drop or fix those rows first"
-        )
-        raise InputTypeError(msg)
+    if isinstance(vectors, pa.ChunkedArray | pa.Array):
+        _refuse_non_finite(mat)
     mat = np.ascontiguousarray(mat, dtype=np.float32)
     if metric is not None:
         check_norms(mat, valid, metric)
     return mat, valid
+
+
+def _squares(mat: np.ndarray) -> np.ndarray:
+    """Each row's squared norm in float32 (inf on overflow, NaN for a NaN or inf value)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return np.einsum("ij,ij->i", mat, mat)
+
+
+def _refuse_non_finite(mat: np.ndarray) -> None:
+    """Refuse NaN or infinite values; one pass (a row's square sum), rows looked into after."""
+    suspect = np.flatnonzero(~np.isfinite(_squares(mat)))  # also finite rows that overflow
+    if len(suspect):
+        bad = suspect[~np.isfinite(mat[suspect]).all(axis=1)]
+        if len(bad):
+            msg = (
+                f"{len(bad)} vectors contain NaN or infinite values (the first, row "
+                f"{int(bad[0])}); drop or fix those rows first"
+            )
+            raise InputTypeError(msg)
 
 
 def check_norms(mat: np.ndarray, valid: np.ndarray, metric: Metric, *, first_row: int = 0) -> None:
@@ -161,12 +175,12 @@ def check_norms(mat: np.ndarray, valid: np.ndarray, metric: Metric, *, first_row
     makes the vector's products vanish (it would match nothing). Real embeddings are nowhere
     near either; the fix is to rescale (cosine distances do not change with scale).
     """
-    tiny = np.finfo(np.float32).tiny
-    with np.errstate(over="ignore", under="ignore"):
-        sq = np.einsum("ij,ij->i", mat, mat)
+    sq = _squares(mat)
     bad = ~np.isfinite(sq)
     if metric is Metric.COS:
-        bad |= (sq < tiny) & np.any(mat != 0, axis=1)
+        small = sq < np.finfo(np.float32).tiny  # zero, or vanishing: told apart below
+        if small.any():
+            bad[small] = np.any(mat[small] != 0, axis=1)
     bad &= valid
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
