@@ -39,15 +39,9 @@ from embed_sql.exceptions import DimensionMismatchError, InputTypeError, Invalid
 from embed_sql.vectors.arrow import column_model, vector_dim
 from embed_sql.vectors.exact import ExactStore, Pairs, top_k
 from embed_sql.vectors.hnsw import HNSW_DEFAULTS, HNSW_PRESETS, HNSWGraph, hnsw_params
-from embed_sql.vectors.index_checks import DTYPES, check_saved
-from embed_sql.vectors.index_file import (
-    FileSection,
-    IndexFileError,
-    Section,
-    keys_to_ipc,
-    read_index_file,
-    write_index_file,
-)
+from embed_sql.vectors.index_checks import DTYPES
+from embed_sql.vectors.index_file import IndexFileError
+from embed_sql.vectors.index_persist import open_index, save_index
 from embed_sql.vectors.inputs import (
     as_keys,
     as_matrix,
@@ -545,30 +539,7 @@ class VectorIndex:
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the index to ``path`` atomically (temporary file, then rename), streamed."""
-        keys = self._keys if self._keys is not None else pa.array([], pa.int64())
-        matrix = np.ascontiguousarray(self._store.matrix)
-        graph = self._hnsw  # usearch writes it to a file, streamed from there: never copied
-        sections: dict[str, Section] = {
-            "keys": keys_to_ipc(keys),
-            "alive": np.packbits(self._alive),
-            "vectors": matrix if graph is None else FileSection(graph.size(), graph.save_to),
-        }
-        if graph is not None and self.rescore:
-            sections["matrix"] = matrix
-        fields = {
-            "model": self.model,
-            "model_key": self.model_key,
-            "metric": self.metric.value,
-            "dim": self.dim,
-            "dtype": self.dtype,
-            "exact": self.exact,
-            "rescore": self.rescore,
-            "count": len(self),
-            "labels": len(self._alive),
-            "params": self._params,
-            "meta": self.meta,
-        }
-        return write_index_file(path, fields, sections)
+        return save_index(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> VectorIndex:
@@ -589,32 +560,7 @@ class VectorIndex:
 
     @classmethod
     def _open(cls, path: Path, *, view: bool, verify: bool = True) -> VectorIndex:
-        checked = None if verify else ("keys", "alive")
-        required = ("keys", "alive", "vectors")
-        file = read_index_file(path, required=required, view=view, verify=checked)
-        saved = check_saved(path, file, values=verify)  # fields and sizes, before building
-        index = cls(
-            saved.dim,
-            metric=saved.metric,
-            dtype=saved.dtype,
-            exact=saved.exact,
-            rescore=saved.rescore,
-            model=saved.model,
-            model_key=saved.model_key,
-            M=saved.params["M"],
-            ef_construction=saved.params["ef_construction"],
-            ef_search=saved.params["ef_search"],
-        )
-        index.meta = saved.meta
-        index._keys, index._alive = saved.keys, saved.alive
-        if saved.matrix is not None:
-            mat = np.frombuffer(saved.matrix, dtype=np.float32).reshape(-1, index.dim)
-            index._store.replace(mat if view else mat.copy())
-        if index._hnsw is not None and saved.graph is not None:
-            (index._hnsw.view if view else index._hnsw.load)(saved.graph)
-        if view:
-            index._buffer = file.buffer  # keeps the mapping alive as long as the index
-        return index
+        return open_index(cls, path, view=view, verify=verify)
 
 
 def _empty_dim(seen: pa.DataType | None, batches: object, vec: str) -> int:
