@@ -10,14 +10,23 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from contextlib import suppress
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embed_sql._io import (
+    clean_leftovers,
+    clean_stale_dirs,
+    publish_dir,
+    temp_dir,
+    write_bytes_atomic,
+)
 from embed_sql.exceptions import EmbedSQLError
 
-__all__ = ["EmbedBatch", "KnnBatch", "describe_rows", "materialize_files"]
+__all__ = ["EmbedBatch", "KnnBatch", "describe_rows", "materialize_files", "shipped_file"]
 
 
 def describe_rows(batch: pa.Table, key: str | None) -> str:
@@ -44,23 +53,50 @@ def materialize_files(files: dict[str, bytes], root: Path) -> Path:
     """Write ``{relative path: bytes}`` under ``root`` once, atomically; return ``root``.
 
     Used to put shipped model files into a worker's cache: a folder that exists already
-    (another worker on the node wrote it) is reused, never half-written.
+    (another worker on the node wrote it) is reused, never half-written. The files are
+    written in a temporary folder beside ``root`` and published by a rename; a worker killed
+    while writing leaves that folder, which the next one removes (see :mod:`embed_sql._io`).
     """
     if root.is_dir():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
-    for rel, data in files.items():
-        target = tmp / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    try:
-        os.rename(tmp, root)
-    except OSError:  # another worker won the race: use theirs
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    prefix = f".tmp-{root.name}-"
+    clean_stale_dirs(root.parent, prefix)
+    with temp_dir(root.parent, prefix) as tmp:
+        for rel, data in files.items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        try:
+            publish_dir(tmp, root)
+        except OSError:
+            if not root.is_dir():  # not a race lost to another worker: a real failure
+                raise
     return root
+
+
+SHIPPED_DAYS = 1.0  # a shipped index file untouched this long is removed from its node
+
+
+def shipped_file(data: bytes, folder: Path | None = None) -> Path:
+    """Return a local file holding ``data`` (an index shipped to this node), written once.
+
+    Content-named in ``folder`` (default ``<tmp>/embed_sql-shipped``), so the workers of a
+    node share one copy; touched when used, and files untouched for :data:`SHIPPED_DAYS`
+    (earlier joins' indexes) are removed, as are the temporary files of killed writers.
+    """
+    folder = folder or Path(tempfile.gettempdir()) / "embed_sql-shipped"
+    local = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.index"
+    cutoff = time.time() - SHIPPED_DAYS * 86_400
+    for old in folder.glob("*.index"):
+        with suppress(OSError):
+            if old != local and old.stat().st_mtime < cutoff:
+                old.unlink()  # a worker that still maps it keeps its pages (POSIX)
+    clean_leftovers(folder)
+    try:
+        os.utime(local)  # in use: kept by the next join's clean-up
+    except FileNotFoundError:
+        write_bytes_atomic(local, data)
+    return local
 
 
 class EmbedBatch:
@@ -126,7 +162,8 @@ class KnnBatch:
 
     The index file is memory-mapped (:meth:`VectorIndex.view`), so workers on one node
     share its pages. ``data`` (the file's bytes, shipped through the engine's object store)
-    is written once per node to a content-named temp file when ``path`` is not readable.
+    is written once per node to a content-named temp file when ``path`` is not readable
+    (:func:`shipped_file`).
     """
 
     def __init__(
@@ -142,14 +179,7 @@ class KnnBatch:
         from embed_sql.vectors.index import VectorIndex
 
         if data is not None and not os.path.isfile(path):
-            digest = hashlib.sha256(data).hexdigest()[:24]
-            local = Path(tempfile.gettempdir()) / "embed_sql-shipped" / f"{digest}.index"
-            if not local.is_file():
-                local.parent.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_name(f".tmp-{os.getpid()}-{local.name}")
-                tmp.write_bytes(data)
-                os.replace(tmp, local)
-            path = str(local)
+            path = str(shipped_file(data))
         self.index = VectorIndex.view(path)
         self.k, self.vec, self.key, self.threads = k, vec, key, threads
         self.allow_models = allow_models

@@ -235,6 +235,8 @@ def knn_join(
     rkey = key if right_key is None else right_key
     if isinstance(docs, str | os.PathLike):
         path = Path(docs)
+        VectorIndex.view(path)  # a missing or damaged file is refused here, not per actor
+        data = path.read_bytes()
     else:
         if not isinstance(docs, VectorIndex):
             if isinstance(docs, pa.Table):
@@ -248,24 +250,41 @@ def knn_join(
                 table.column(rkey),
                 **index_options,
             )
-        path = docs.save(Path(tempfile.mkdtemp(prefix="embed_sql-ray-")) / "docs.index")
+        # saved only to be shipped: the actors write the bytes to a file of their node's
+        # (one per node, content-named, removed a day after its last use), so nothing is
+        # left in the driver's temporary folder
+        with tempfile.TemporaryDirectory(prefix="embed_sql-ray-") as folder:
+            path = docs.save(Path(folder) / "docs.index")
+            data = path.read_bytes()
     args = {
         "path": str(path),
         "k": k,
         "vec": vec,
         "key": key,
         "threads": cpus_per_actor,
-        "data": ray.put(path.read_bytes()),
+        "data": ray.put(data),
         "allow_models": list(allow_models) if allow_models is not None else None,
     }
     return _map(
         queries.select_columns([key, vec]),
-        KnnBatch,
+        _ShippedKnnBatch,
         fn_constructor_kwargs=args,
         batch_size=batch_size,
         compute=_pool(cpus_per_actor, concurrency),
         num_cpus=cpus_per_actor,
     )
+
+
+class _ShippedKnnBatch(KnnBatch):
+    """:class:`KnnBatch` with the index file's bytes in Ray's object store (a reference).
+
+    Ray resolves only top-level references of a task's arguments, and ``map_batches`` nests
+    the constructor's: this fetches the bytes, and only on a node that cannot read ``path``.
+    """
+
+    def __init__(self, *, path: str, data: Any = None, **kwargs: Any) -> None:
+        shipped = None if data is None or os.path.isfile(path) else _ray().get(data)
+        super().__init__(path=path, data=shipped, **kwargs)
 
 
 def drift_check(

@@ -4,6 +4,7 @@ and out, errors that name their rows, and a killed worker's batch done again exa
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +79,12 @@ def test_knn_join_equals_the_local_join(ray_session: Any) -> None:
     index = VectorIndex.build(docs.column("embedding"), docs.column("id"), exact=True)
     want = knn_join(vectors, index, 3, vec="embedding")
     keys = [("left_key", "ascending"), ("rank", "ascending")]
+    before = set(Path(tempfile.gettempdir()).glob("embed_sql-ray-*"))
     for side in (index, docs, ray_session.data.from_arrow(docs)):
+        # the index is shipped through the object store: each actor maps its node's copy
         got = er.to_arrow(er.knn_join(blocks(ray_session, vectors), side, 3, exact=True))
         assert got.sort_by(keys).equals(want.sort_by(keys))
+    assert set(Path(tempfile.gettempdir()).glob("embed_sql-ray-*")) == before  # none left
 
 
 def test_drift_check_samples_on_the_cluster(ray_session: Any) -> None:
