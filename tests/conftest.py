@@ -1,11 +1,31 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from embed_sql.config import get_settings
 from tests.tiny_model import build_tiny_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_cache_entries_of_temporary_models() -> Iterator[None]:
+    """Remove the model cache entries this session made for models in temporary folders.
+
+    A model loaded from a folder (the tiny model, built under pytest's temporary folders)
+    is exported into the user's cache under a name made of its path; those folders are gone
+    after the session, and their entries would pile up, one set per run.
+    """
+    models = get_settings().cache_dir / "models"
+    before = set(models.iterdir()) if models.is_dir() else set()
+    yield
+    temporary = "--" + "--".join(Path(tempfile.gettempdir()).resolve().parts[1:]) + "--"
+    for entry in set(models.iterdir()) - before if models.is_dir() else ():
+        if entry.name.startswith(temporary) and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
