@@ -479,7 +479,7 @@ def plot(results: dict[int, dict[str, Run]], path: Path) -> Path:
             t = np.array([s[0] for s in run.samples]) / 60
             rss = np.array([s[1] for s in run.samples]) / 1024
             joined = stage in ("index", "sql-index")
-            label = LABELS[stage] + (" + k-NN join (after the dotted line)" if joined else "")
+            label = LABELS[stage] + (", then k-NN join (dotted line)" if joined else "")
             (handles[label],) = ax.plot(t, rss, color=colours[stage], lw=1.4)
             if joined:
                 ax.axvline(run.at("built") / 60, color=colours[stage], ls=":", lw=1)
@@ -488,11 +488,13 @@ def plot(results: dict[int, dict[str, Run]], path: Path) -> Path:
         ax.set_ylabel("RSS (GiB)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=2, fontsize=8)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    ncol = 2 if len(results) > 1 else 1
+    rows = -(-len(handles) // ncol)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8)
+    fig.tight_layout(rect=(0, min(0.045 * rows + 0.02, 0.4), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
     return path
