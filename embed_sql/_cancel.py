@@ -53,9 +53,9 @@ class Scope:
         with self._lock:
             self._hooks.append(hook)
             already = self.cancelled
-        if already:
-            hook()
         try:
+            if already:
+                hook()
             yield
         finally:
             with self._lock:

@@ -184,10 +184,19 @@ def _cannot_write(target: Path, exc: OSError) -> FileWriteError:
     return FileWriteError(exc.errno or errno.EIO, msg)
 
 
+def _umask() -> int:
+    """Return the umask, read without changing it where the system tells it (Linux)."""
+    with suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0)  # elsewhere: set and restored (a thread creating files meanwhile
+    os.umask(umask)  # would get them without the umask)
+    return umask
+
+
 def _usual_mode(folder: bool = False) -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if folder else 0o666) & ~umask
+    return (0o777 if folder else 0o666) & ~_umask()
 
 
 def _sync_dir(folder: Path) -> None:
@@ -295,18 +304,32 @@ def publish_dir(tmp: Path, final: Path) -> None:
 
     Its files are flushed to disk first, it gets the usual folder mode (``0o777`` less the
     umask; ``mkdtemp`` makes it private) and the parent folder is flushed after the rename.
-    An ``OSError`` of the rename passes through: the caller tells a lost race (another
-    process published the same entry first) from a failure.
+    An OS failure raises :class:`~embed_sql.exceptions.FileWriteError` (an ``OSError``)
+    naming ``final``; after a failed rename the caller tells a lost race (another process
+    published the same entry first) from a failure.
     """
-    for path in tmp.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    os.chmod(tmp, _usual_mode(folder=True))
-    os.rename(tmp, final)
+    try:
+        folders = [tmp]
+        for path in tmp.rglob("*"):
+            if path.is_symlink():
+                continue
+            if path.is_dir():
+                folders.append(path)
+            elif path.is_file():
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for folder in reversed(folders):  # the names in each folder, deepest first
+            _sync_dir(folder)
+        os.chmod(tmp, _usual_mode(folder=True))
+    except OSError as exc:  # a full disk shows at fsync: name the entry, not the temporary
+        raise _cannot_write(final, exc) from exc
+    try:
+        os.rename(tmp, final)
+    except OSError as exc:  # also a lost race (``final`` exists): the caller tells which
+        raise _cannot_write(final, exc) from exc
     _sync_dir(final.parent)
 
 

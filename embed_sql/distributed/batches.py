@@ -74,17 +74,22 @@ def materialize_files(files: dict[str, bytes], root: Path) -> Path:
     return root
 
 
+def _user() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "user"
+
+
 SHIPPED_DAYS = 1.0  # a shipped index file untouched this long is removed from its node
 
 
 def shipped_file(data: bytes, folder: Path | None = None) -> Path:
     """Return a local file holding ``data`` (an index shipped to this node), written once.
 
-    Content-named in ``folder`` (default ``<tmp>/embed_sql-shipped``), so the workers of a
-    node share one copy; touched when used, and files untouched for :data:`SHIPPED_DAYS`
-    (earlier joins' indexes) are removed, as are the temporary files of killed writers.
+    Content-named in ``folder`` (default ``<tmp>/embed_sql-shipped-<uid>``), so the
+    workers of a node share one copy; touched when used. Files untouched for
+    :data:`SHIPPED_DAYS` (earlier joins' indexes) are removed by the node's next join, as
+    are the temporary files of killed writers.
     """
-    folder = folder or Path(tempfile.gettempdir()) / "embed_sql-shipped"
+    folder = folder or Path(tempfile.gettempdir()) / f"embed_sql-shipped-{_user()}"
     local = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.index"
     cutoff = time.time() - SHIPPED_DAYS * 86_400
     for old in folder.glob("*.index"):
@@ -97,6 +102,19 @@ def shipped_file(data: bytes, folder: Path | None = None) -> Path:
     except FileNotFoundError:
         write_bytes_atomic(local, data)
     return local
+
+
+def _view_shipped(data: bytes) -> object:
+    """Map the node's copy of a shipped index (written again if removed meanwhile)."""
+    from embed_sql.vectors.index import VectorIndex
+
+    local = shipped_file(data)
+    try:
+        return VectorIndex.view(local)
+    except EmbedSQLError:
+        if local.exists():
+            raise
+        return VectorIndex.view(shipped_file(data))  # an old-file clean-up raced us
 
 
 class EmbedBatch:
@@ -162,8 +180,8 @@ class KnnBatch:
 
     The index file is memory-mapped (:meth:`VectorIndex.view`), so workers on one node
     share its pages. ``data`` (the file's bytes, shipped through the engine's object store)
-    is written once per node to a content-named temp file when ``path`` is not readable
-    (:func:`shipped_file`).
+    is written once per node to a content-named file (:func:`shipped_file`) and mapped from
+    there; ``path`` is then only named in messages.
     """
 
     def __init__(
@@ -178,9 +196,10 @@ class KnnBatch:
     ) -> None:
         from embed_sql.vectors.index import VectorIndex
 
-        if data is not None and not os.path.isfile(path):
-            path = str(shipped_file(data))
-        self.index = VectorIndex.view(path)
+        if data is None:
+            self.index = VectorIndex.view(path)
+        else:  # the shipped bytes, never a file at ``path`` that may be another version
+            self.index = _view_shipped(data)
         self.k, self.vec, self.key, self.threads = k, vec, key, threads
         self.allow_models = allow_models
 

@@ -279,12 +279,11 @@ class _ShippedKnnBatch(KnnBatch):
     """:class:`KnnBatch` with the index file's bytes in Ray's object store (a reference).
 
     Ray resolves only top-level references of a task's arguments, and ``map_batches`` nests
-    the constructor's: this fetches the bytes, and only on a node that cannot read ``path``.
+    the constructor's: this fetches the bytes (once per node in the object store).
     """
 
     def __init__(self, *, path: str, data: Any = None, **kwargs: Any) -> None:
-        shipped = None if data is None or os.path.isfile(path) else _ray().get(data)
-        super().__init__(path=path, data=shipped, **kwargs)
+        super().__init__(path=path, data=None if data is None else _ray().get(data), **kwargs)
 
 
 def drift_check(

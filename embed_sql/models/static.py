@@ -140,6 +140,14 @@ def _store(
             msg = f"static model {spec.name!r} from {source} lacks {missing}"
             raise ModelLoadError(msg)
         key = _key_of(tmp)
+        want = _expected_key(spec)
+        if want is not None and key != want:  # it would be stored, then never used
+            msg = (
+                f"static model {spec.name!r} from {source} has other files than the ones its "
+                "spec pins by sha256 (another version); nothing was cached. Run `embed-sql "
+                f"models fetch {spec.name}` for the pinned files"
+            )
+            raise ModelLoadError(msg)
         meta = {"name": spec.name, "key": key, "recipe": RECIPE, "source": source}
         (tmp / "manifest.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         final = parent / f"static-{key[:16]}"

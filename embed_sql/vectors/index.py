@@ -320,7 +320,7 @@ class VectorIndex:
                     dim = vector_dim(vectors.type)
                     index = cls(dim, model=model, model_key=model_key, **options)
                     index._store.reserve(rows or 0)
-                given, valid = as_matrix(vectors, index.dim)
+                given, valid = as_matrix(vectors, index.dim, first_row=read)
                 key_arr = as_keys(keys, len(given))
                 mat = given
                 if not valid.all():

@@ -114,34 +114,43 @@ def batch_columns(batch: pa.RecordBatch | pa.Table, vec: str, key: str) -> tuple
 
 
 def as_matrix(
-    vectors: object, dim: int | None, *, metric: Metric | None = None
+    vectors: object, dim: int | None, *, metric: Metric | None = None, first_row: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (float32 matrix, validity mask) for Arrow/numpy vectors.
 
-    With ``metric``, also refuse vectors whose distances float32 cannot hold (see
-    :func:`check_norms`).
+    A NULL vector (Arrow), or a row of numpy NaNs (as :func:`to_numpy` writes a NULL), is
+    not valid; a NaN or infinite value among numbers is refused, naming the row (numbered
+    from ``first_row``: the row of ``vectors[0]`` in a stream of batches). With ``metric``,
+    vectors whose distances float32 cannot hold are refused too (see :func:`check_norms`).
     """
     if isinstance(vectors, pa.ChunkedArray | pa.Array):
         got = vector_dim(vectors.type)
         valid = np.asarray(vectors.is_valid(), dtype=bool)
         mat = to_numpy(vectors, null_value=0.0)
     else:
-        mat = np.asarray(vectors, dtype=np.float32)
+        try:
+            with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
+                mat = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            msg = (
+                f"vectors must be a numeric (rows, dim) matrix or an Arrow vector column; got "
+                f"{type(vectors).__name__} ({str(exc)[:80]}); pass numbers of one length a row"
+            )
+            raise InputTypeError(msg) from exc
         if mat.ndim == 1 and dim is not None and mat.shape[0] == dim:
             mat = mat[None, :]
         if mat.ndim != 2:
             msg = f"expected a 2-d (rows, dim) matrix of vectors, got shape {mat.shape}"
             raise DimensionMismatchError(msg)
         got = mat.shape[1]
-        valid = np.isfinite(mat).all(axis=1)  # NaN rows stand for NULLs, as to_numpy makes them
+        valid = ~np.isnan(mat).all(axis=1) if got else np.ones(len(mat), dtype=bool)
     if dim is not None and got != dim:
         msg = f"vectors have {got} dimensions but the index has {dim}; use the same model"
         raise DimensionMismatchError(msg)
-    if isinstance(vectors, pa.ChunkedArray | pa.Array):
-        _refuse_non_finite(mat)
+    _refuse_non_finite(mat, valid, first_row)
     mat = np.ascontiguousarray(mat, dtype=np.float32)
     if metric is not None:
-        check_norms(mat, valid, metric)
+        check_norms(mat, valid, metric, first_row=first_row)
     return mat, valid
 
 
@@ -151,15 +160,17 @@ def _squares(mat: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", mat, mat)
 
 
-def _refuse_non_finite(mat: np.ndarray) -> None:
-    """Refuse NaN or infinite values; one pass (a row's square sum), rows looked into after."""
-    suspect = np.flatnonzero(~np.isfinite(_squares(mat)))  # also finite rows that overflow
+def _refuse_non_finite(mat: np.ndarray, valid: np.ndarray, first_row: int) -> None:
+    """Refuse NaN or infinite values in valid rows; one pass (a row's square sum)."""
+    suspect = np.flatnonzero(~np.isfinite(_squares(mat)) & valid)  # also rows that overflow
     if len(suspect):
         bad = suspect[~np.isfinite(mat[suspect]).all(axis=1)]
         if len(bad):
             msg = (
-                f"{len(bad)} vectors contain NaN or infinite values (the first, row "
-                f"{int(bad[0])}); drop or fix those rows first"
+                f"{len(bad)} vectors contain NaN, infinite or out-of-float32-range values (the "
+                f"first, row "
+                f"{first_row + int(bad[0])}); drop or fix those rows first (a NULL vector is "
+                "a NULL, or in numpy a row of NaN only)"
             )
             raise InputTypeError(msg)
 

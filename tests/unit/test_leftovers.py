@@ -7,6 +7,7 @@ themselves are in tests/integration/test_crash.py.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -24,6 +25,7 @@ from embed_sql._io import (
     publish_dir,
     temp_dir,
 )
+from embed_sql.exceptions import FileWriteError
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +172,28 @@ def test_a_published_folder_is_flushed_and_readable_as_a_mkdir_would_make_it(
     assert (final.stat().st_mode & 0o777) == 0o777 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["static-0123"]
     names = [Path(p).name for p in flushed]
-    # every file before the rename (under the temporary name), the parent folder after it
+    # before the rename (under the temporary name): every file, then every folder's names,
+    # deepest first; after it, the parent folder
     assert sorted(names[:2]) == ["config.json", "model.onnx"]
-    assert all(".tmp-static-" in p for p in flushed[:2])
-    assert flushed[2:] == [str(tmp_path)]
+    assert all(".tmp-static-" in p for p in flushed[:4])
+    assert names[2] == "sub"
+    assert Path(flushed[3]).parent == tmp_path
+    assert flushed[4:] == [str(tmp_path)]
+
+
+def test_a_full_disk_while_publishing_names_the_entry_not_the_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with temp_dir(tmp_path, ".tmp-static-") as tmp:
+        (tmp / "config.json").write_text("{}")
+        monkeypatch.setattr(_io.os, "fsync", full)
+        with pytest.raises(FileWriteError, match=r"static-0123.*free some space") as err:
+            publish_dir(tmp, tmp_path / "static-0123")
+        assert ".tmp-" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_written_file_is_flushed_then_its_folder_after_the_rename(

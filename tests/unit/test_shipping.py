@@ -64,19 +64,22 @@ def test_a_shipped_index_is_written_once_and_old_ones_and_leftovers_removed(
     local = shipped_file(data, folder)
     assert local.read_bytes() == data
     assert sorted(p.name for p in folder.iterdir()) == sorted([local.name, recent.name])
-    before = local.stat().st_mtime_ns
+    inode = local.stat().st_ino
     os.utime(local, (day_ago, day_ago))
-    assert shipped_file(data, folder) == local  # reused, and touched: in use again
-    assert local.stat().st_mtime_ns >= before
+    assert shipped_file(data, folder) == local  # reused as it is, and touched: in use again
+    assert local.stat().st_ino == inode
+    assert local.stat().st_mtime > day_ago + 86_400
 
 
-def test_a_join_actor_maps_the_shipped_copy_when_the_path_is_not_on_its_node(
+def test_a_join_actor_maps_the_shipped_bytes_whatever_file_is_at_the_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     index = VectorIndex.build(np.eye(4, dtype=np.float32), [1, 2, 3, 4], exact=True)
     data = index.save(tmp_path / "docs.index").read_bytes()
-    batch = KnnBatch(str(tmp_path / "elsewhere" / "docs.index"), 2, data=data)
-    shipped = list((tmp_path / "embed_sql-shipped").iterdir())
-    assert [p.suffix for p in shipped] == [".index"]
-    assert batch.index.keys().to_pylist() == [1, 2, 3, 4]
+    other = VectorIndex.build(np.eye(4, dtype=np.float32), [5, 6, 7, 8], exact=True)
+    stale = other.save(tmp_path / "stale.index")  # another version at the path the driver named
+    batch = KnnBatch(str(stale), 2, data=data)
+    (shipped,) = (tmp_path / f"embed_sql-shipped-{os.getuid()}").iterdir()
+    assert shipped.suffix == ".index"
+    assert batch.index.keys().to_pylist() == [1, 2, 3, 4]  # the bytes shipped, not the file
