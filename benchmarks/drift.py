@@ -192,7 +192,7 @@ def main() -> None:
         cells = [f"{ours_s:.2f}"]
         for p in PEERS:
             secs = [s for c in peers.get(p, {}).values() for s in c["seconds"]]
-            cells.append(f"{np.mean(secs):.2f} ({np.mean(secs) / ours_s:.1f}x)" if secs else "n/a")
+            cells.append(f"{np.mean(secs):.2f} ({np.mean(secs) / ours_s:.2g}x)" if secs else "n/a")
         total = sum(len(v) for v in cases.values())
         table.append(f"| {label} | time per check, s (mean) | {total} | {' | '.join(cells)} |")
     print(
