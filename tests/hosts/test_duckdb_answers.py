@@ -149,6 +149,26 @@ def test_every_macro_works_from_a_cursor(con: duckdb.DuckDBPyConnection) -> None
     assert rows(cur, "SELECT len(embed('x'))") == [(32,)]
 
 
+def test_functions_read_through_the_first_registered_connection_not_a_closing_cursor(
+    con: duckdb.DuckDBPyConnection,  # noqa: F811
+) -> None:
+    # dbt-duckdb registers its database's connection, then each model's cursor, and closes
+    # a model's cursor when the model ends, while another model may still be reading
+    from embed_sql.udfs.duckdb.state import state_of
+
+    models = [con.cursor() for _ in range(8)]
+    for cur in models:
+        embed_sql.register(cur)
+    state = state_of(con)
+    reading = [state.cursor() for _ in range(8)]  # what functions read through
+    for cur in models:
+        cur.close()  # a cursor closes the cursors made from it
+    for cur in reading:
+        assert cur.execute("SELECT count(*) FROM docs_v").fetchall() == [(5,)]
+        cur.close()
+    assert len(rows(con, "SELECT embed_create_index('docs_index', 'docs_v')")) == 1
+
+
 def test_a_file_database_gives_every_cursor_and_connection_the_macros(
     tiny_source: Path, tmp_path: Path
 ) -> None:

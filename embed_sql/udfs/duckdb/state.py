@@ -63,7 +63,8 @@ class DatabaseState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     running: set[Scope] = field(default_factory=set)  # calls embed_sql.interrupt() may stop
     running_lock: threading.Lock = field(default_factory=threading.Lock)
-    _connections: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+    # registration order: the first still open is read through (see :meth:`cursor`)
+    _connections: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     @property
     def default(self) -> TextEncoder:
@@ -96,16 +97,26 @@ class DatabaseState:
 
     def add_connection(self, con: duckdb.DuckDBPyConnection) -> None:
         """Remember ``con`` as one the functions may read through."""
-        self._connections.add(con)
+        with self.lock:
+            self._connections.setdefault(con, None)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """Return a new cursor to this database, from any registered connection still open."""
+        """Return a new cursor to this database, from the first registered connection open.
+
+        The first, not any: a cursor closes with the connection it came from, and the first
+        registered is the longest-lived (dbt-duckdb registers its database's connection,
+        then a cursor per model that it closes when the model ends, maybe while another
+        model's ``embed_create_index`` still reads through a cursor of it).
+        """
         duckdb = duckdb_module()
-        for con in list(self._connections):
+        with self.lock:
+            candidates = list(self._connections)
+        for con in candidates:
             try:
                 return con.cursor()
             except duckdb.ConnectionException:
-                self._connections.discard(con)
+                with self.lock:
+                    self._connections.pop(con, None)
         msg = (
             "every connection that registered embed_sql on this database has been closed; "
             "call embed_sql.register(con) on an open connection to it"
