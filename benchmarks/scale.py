@@ -9,11 +9,12 @@ one at a time, so generating 10M rows needs no more memory than 1M.
 Then each stage runs in its own process while this one samples its RSS every
 ``--interval`` seconds, all with the static model potion-base-8M (256-d):
 
-1. DuckDB: ``COPY (SELECT id, embed(text) AS v FROM read_parquet(...)) TO ...``, with
-   ``preserve_insertion_order = false`` and 10,000-row groups (the README's advice);
+1. DuckDB: ``COPY (SELECT id, embed(text)::FLOAT[] AS v FROM read_parquet(...)) TO ...``,
+   with ``preserve_insertion_order = false`` and 10,000-row groups (the README's advice);
 2. Polars: ``scan_parquet().select("id", v=pl.col("text").embed.text()).sink_parquet()``;
 3. the command line: ``embed-sql embed SRC DST --column text --key id --model ...``;
-4. ``VectorIndex.from_batches`` over the command line's output, read by
+4. ``VectorIndex.from_batches`` over an embedding stage's output (the command line's,
+   else DuckDB's, else Polars'; the same vectors), read by
    ``parquet_batches`` (16,384-row batches, a row group at a time): HNSW,
    ``--index-dtype`` (f16 by default) without the float32 copy unless ``--rescore``; then
    ``knn_join`` of ``--queries`` query texts (embedded in the same process), k = 10;
@@ -55,6 +56,7 @@ from benchmarks.markdown import print_table  # noqa: E402
 MODEL = "potion-base-8M"
 STAGES = ("duckdb", "polars", "cli", "index", "sql-index")
 DEFAULT_STAGES = ("duckdb", "polars", "cli", "index")
+EMBEDDERS = ("cli", "duckdb", "polars")  # the index stages read the first one's output
 LABELS = {
     "duckdb": "DuckDB COPY ... TO parquet",
     "polars": "Polars sink_parquet (streaming)",
@@ -236,8 +238,9 @@ def worker(stage: str, src: str, dst: str, extra: dict[str, object]) -> None:
         start = time.perf_counter()
         # without these DuckDB buffers the result to keep row order (memory grows with rows)
         con.execute("SET preserve_insertion_order = false")
+        # ::FLOAT[]: DuckDB writes NULL FLOAT[d] arrays that pyarrow cannot read (duckdb#24731)
         con.execute(
-            f"COPY (SELECT id, embed(text) AS v FROM read_parquet('{src}')) "
+            f"COPY (SELECT id, embed(text)::FLOAT[] AS v FROM read_parquet('{src}')) "
             f"TO '{dst}' (FORMAT parquet, ROW_GROUP_SIZE 10000)"
         )
         con.close()
@@ -565,23 +568,30 @@ def main() -> None:
         saved = work / f"rss-{size}.json"
         # stages run earlier (another invocation) are kept; each stage is saved as it ends
         runs: dict[str, Run] = load_runs(saved) if saved.exists() else {}
+        builds = [s for s in stages if s in ("index", "sql-index")]
+        outputs = {s: work / f"vectors-{size}-{s}.parquet" for s in EMBEDDERS}
         for stage in stages:
-            if stage in ("index", "sql-index"):
-                dst = work / f"vectors-{size}-cli.parquet"
-                if not dst.exists():
-                    print(f"{stage}: needs the cli stage's output; skipped", flush=True)
+            if stage in builds:
+                # the vectors of an embedding stage: this run's or one kept (--keep) before
+                dst = next((p for p in outputs.values() if p.exists()), None)
+                if dst is None:
+                    print(f"{stage}: needs an embedding stage's output; skipped", flush=True)
                     continue
+                print(f"  {stage}: vectors from {dst.name}", flush=True)
                 runs[stage] = run_stage(stage, dst, queries, args.interval, extra)
             else:
-                dst = work / f"vectors-{size}-{stage}.parquet"
+                dst = outputs[stage]
                 runs[stage] = run_stage(stage, src, dst, args.interval, extra)
-                if not args.keep and stage != "cli":
+                # one embedded output is kept for the index stages of this run
+                kept = [p for p in outputs.values() if p.exists() and p != dst]
+                if not args.keep and (not builds or kept):
                     dst.unlink()
             done = runs[stage].marks["done"]
             print(f"  {stage}: {done['rows']:,.0f} rows in {done['seconds']:.0f} s", flush=True)
             save_runs(saved, runs)
         if not args.keep:
-            (work / f"vectors-{size}-cli.parquet").unlink(missing_ok=True)
+            for path in outputs.values():
+                path.unlink(missing_ok=True)
         results[size] = runs
     report(results, args, n_queries, args.figure or work / "scale.png")
 
