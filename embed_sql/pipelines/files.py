@@ -21,7 +21,7 @@ from embed_sql._progress import progress_bar
 from embed_sql.exceptions import ColumnNotFoundError, InputTypeError, InvalidParameterError
 from embed_sql.models.encoder import shared_encoder
 
-__all__ = ["embed_file", "parquet_batches"]
+__all__ = ["embed_file", "parquet_batches", "unreadable"]
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}
 
@@ -182,8 +182,44 @@ def parquet_batches(
             msg = f"columns {missing} are not in {str(path)!r}; its columns are {names}"
             raise ColumnNotFoundError(msg)
         for group in range(file.num_row_groups):
-            for batch in file.iter_batches(batch_rows, row_groups=[group], columns=columns):
+            reader = file.iter_batches(batch_rows, row_groups=[group], columns=columns)
+            while True:
+                try:
+                    batch = next(reader)
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as exc:
+                    raise unreadable(path, exc, group) from exc
                 yield batch if schema is None else _conform(batch, schema)
+
+
+def unreadable(
+    path: str | os.PathLike[str], exc: Exception, group: int | None = None
+) -> InputTypeError:
+    """The error for Parquet data pyarrow cannot decode, with the fix when it is known.
+
+    DuckDB (2.0 and before) writes a NULL fixed-size array (``FLOAT[d]``, what ``embed()``
+    returns for a NULL text) with level data that pyarrow rejects ("Length spanned by list
+    offsets ... larger than values array", duckdb/duckdb#24731); DuckDB and Polars read
+    such files, pyarrow does not.
+    """
+    import pyarrow.parquet as pq
+
+    where = repr(os.fspath(path)) + ("" if group is None else f" (row group {group})")
+    detail = str(exc).strip()
+    if "list offsets" not in detail:
+        return InputTypeError(f"cannot read {where} as Parquet: {detail}")
+    try:
+        writer = pq.ParquetFile(path).metadata.created_by or "an unknown writer"
+    except (OSError, pa.ArrowInvalid):
+        writer = "an unknown writer"
+    msg = (
+        f"cannot read {where}, written by {writer}: {detail}. DuckDB writes NULL fixed-size "
+        "arrays (FLOAT[d]) to Parquet in a form pyarrow cannot read (duckdb/duckdb#24731). "
+        "Write the vectors as lists: COPY (SELECT id, embed(text)::FLOAT[] AS v FROM ...) "
+        "TO 'vectors.parquet', or exclude the NULL rows (WHERE text IS NOT NULL)"
+    )
+    return InputTypeError(msg)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +32,7 @@ from embed_sql.pipelines.drift.statistics import (
     pca_ks_test,
     sample,
 )
-from embed_sql.vectors.arrow import column_model, to_numpy, vector_input
+from embed_sql.vectors.arrow import column_model, fixed_vectors, to_numpy, vector_input
 from embed_sql.vectors.join import check_models
 
 __all__ = ["TESTS", "DriftCheck", "check", "read_sample"]
@@ -285,10 +285,16 @@ def read_sample(
         raise InputTypeError(msg)
     field_ = source.schema_arrow.field(column)
     text = pa.types.is_string(field_.type) or pa.types.is_large_string(field_.type)
-    if not text and not pa.types.is_fixed_size_list(field_.type):
+    # DuckDB writes FLOAT[d] to Parquet as a list: accepted when every vector has one length
+    listed = (
+        pa.types.is_fixed_size_list(field_.type)
+        or pa.types.is_list(field_.type)
+        or pa.types.is_large_list(field_.type)
+    ) and pa.types.is_floating(field_.type.value_type)
+    if not text and not listed:
         msg = (
             f"column {column!r} of {os.fspath(path)!r} has type {field_.type}; give a text "
-            "column (it is embedded) or a fixed-size vector column"
+            "column (it is embedded) or a vector column (a list of floats)"
         )
         raise InputTypeError(msg)
     n = source.metadata.num_rows
@@ -303,13 +309,54 @@ def read_sample(
 
         encoder = shared_encoder(model)  # type: ignore[arg-type]
     parts, start = [], 0
-    for batch in source.iter_batches(batch_size=8_192, columns=[column]):
+    for batch in _batches(source, path, column):
         values = batch.column(0)
         if keep is not None:
             lo, hi = np.searchsorted(keep, [start, start + len(values)])
             values = values.take(pa.array(keep[lo:hi] - start))
         start += batch.num_rows
-        parts.append(encoder.encode(values) if encoder is not None else values)
-    out_field = encoder.field("v") if encoder is not None else field_.with_name("v")
+        if encoder is not None:
+            parts.append(encoder.encode(values))
+        elif len(values):
+            parts.append(fixed_vectors(values, column, repr(os.fspath(path))))
+    if encoder is not None:
+        out_field = encoder.field("v")
+    else:
+        kind = _one_type(parts, field_.type, column, path)
+        # a batch of NULLs only has no length of its own
+        parts = [p if p.type == kind else pa.nulls(len(p), kind) for p in parts]
+        out_field = pa.field("v", kind, metadata=field_.metadata)
     chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
     return pa.table([pa.chunked_array(chunks, out_field.type)], schema=pa.schema([out_field])), note
+
+
+def _batches(source: object, path: str | os.PathLike[str], column: str) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's column in 8,192-row batches; undecodable data named with the fix."""
+    from embed_sql.pipelines.files import unreadable
+
+    reader = source.iter_batches(batch_size=8_192, columns=[column])  # type: ignore[attr-defined]
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise unreadable(path, exc) from exc
+
+
+def _one_type(
+    parts: list[pa.Array], declared: pa.DataType, column: str, path: str | os.PathLike[str]
+) -> pa.DataType:
+    """The one fixed-size vector type of a file's batches (a list column's lengths agree)."""
+    kinds = {p.type for p in parts if p.null_count < len(p)}
+    if len(kinds) > 1:
+        sizes = sorted(k.list_size for k in kinds)
+        msg = (
+            f"column {column!r} of {os.fspath(path)!r} mixes vector lengths {sizes}; every "
+            "vector must have one length (one model): fix the file"
+        )
+        raise DimensionMismatchError(msg)
+    if kinds:
+        return kinds.pop()
+    size = declared.list_size if pa.types.is_fixed_size_list(declared) else 1
+    return pa.list_(pa.float32(), size)
