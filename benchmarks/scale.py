@@ -11,7 +11,8 @@ Then each stage runs in its own process while this one samples its RSS every
 
 1. DuckDB: ``COPY (SELECT id, embed(text)::FLOAT[] AS v FROM read_parquet(...)) TO ...``,
    with ``preserve_insertion_order = false`` and 10,000-row groups (the README's advice);
-2. Polars: ``scan_parquet().select("id", v=pl.col("text").embed.text()).sink_parquet()``;
+2. Polars: ``scan_parquet().select("id", v=pl.col("text").embed.text()).sink_parquet()``
+   with 10,000-row groups and ``POLARS_ROW_GROUP_PREFETCH_SIZE=1`` (the README's advice);
 3. the command line: ``embed-sql embed SRC DST --column text --key id --model ...``;
 4. ``VectorIndex.from_batches`` over an embedding stage's output (the command line's,
    else DuckDB's, else Polars'; the same vectors), read by
@@ -77,6 +78,7 @@ KINDS = (
 NULL_SHARE = 0.001  # NULL texts (NULL vectors)
 EMPTY_SHARE = 0.001  # empty strings (a static model's zero vector)
 ROW_GROUP = 65_536
+OUT_ROW_GROUP = 10_000  # rows per row group of the vectors DuckDB and Polars write
 GENERATOR = "scale-v1"  # stored in the file with the mix: a file made otherwise is rebuilt
 READ_ROWS = 16_384  # vectors read from Parquet per batch for the index (the reader holds ~4x)
 MARK = "@scale "  # a worker's report lines start with this
@@ -241,7 +243,7 @@ def worker(stage: str, src: str, dst: str, extra: dict[str, object]) -> None:
         # ::FLOAT[]: DuckDB writes NULL FLOAT[d] arrays that pyarrow cannot read (duckdb#24731)
         con.execute(
             f"COPY (SELECT id, embed(text)::FLOAT[] AS v FROM read_parquet('{src}')) "
-            f"TO '{dst}' (FORMAT parquet, ROW_GROUP_SIZE 10000)"
+            f"TO '{dst}' (FORMAT parquet, ROW_GROUP_SIZE {OUT_ROW_GROUP})"
         )
         con.close()
     elif stage == "polars":
@@ -253,7 +255,9 @@ def worker(stage: str, src: str, dst: str, extra: dict[str, object]) -> None:
         _mark("ready")
         start = time.perf_counter()
         lf = pl.scan_parquet(src).select("id", v=pl.col("text").embed.text(MODEL))
-        lf.sink_parquet(dst)
+        # the README's advice, as for DuckDB: small row groups (and, in run_stage, a short
+        # read-ahead); Polars' defaults buffered 2.2 GiB beyond the model at 10M rows
+        lf.sink_parquet(dst, row_group_size=OUT_ROW_GROUP)
     elif stage == "cli":
         from embed_sql.cli import main
 
@@ -359,6 +363,8 @@ def run_stage(stage: str, src: Path, dst: Path, interval: float, extra: dict[str
 
     cmd = [sys.executable, __file__, "_worker", stage, str(src), str(dst), json.dumps(extra)]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    if stage == "polars":  # Polars reads ahead up to 128 row groups while the embedding lags
+        env.setdefault("POLARS_ROW_GROUP_PREFETCH_SIZE", "1")
     errors = dst.with_name(f"{dst.name}.{stage}.stderr")
     with errors.open("w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
