@@ -13,6 +13,7 @@ import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +26,9 @@ from embed_sql._io import (
     write_bytes_atomic,
 )
 from embed_sql.exceptions import EmbedSQLError
+
+if TYPE_CHECKING:
+    from embed_sql.vectors.index import VectorIndex
 
 __all__ = ["EmbedBatch", "KnnBatch", "describe_rows", "materialize_files", "shipped_file"]
 
@@ -104,7 +108,7 @@ def shipped_file(data: bytes, folder: Path | None = None) -> Path:
     return local
 
 
-def _view_shipped(data: bytes) -> object:
+def _view_shipped(data: bytes) -> VectorIndex:
     """Map the node's copy of a shipped index (written again if removed meanwhile)."""
     from embed_sql.vectors.index import VectorIndex
 

@@ -196,7 +196,7 @@ def parquet_batches(
 def unreadable(
     path: str | os.PathLike[str], exc: Exception, group: int | None = None
 ) -> InputTypeError:
-    """The error for Parquet data pyarrow cannot decode, with the fix when it is known.
+    """Return the error for Parquet data pyarrow cannot decode, with the fix when it is known.
 
     DuckDB (2.0 and before) writes a NULL fixed-size array (``FLOAT[d]``, what ``embed()``
     returns for a NULL text) with level data that pyarrow rejects ("Length spanned by list

@@ -331,7 +331,7 @@ def read_sample(
 
 
 def _batches(source: object, path: str | os.PathLike[str], column: str) -> Iterator[pa.RecordBatch]:
-    """A Parquet file's column in 8,192-row batches; undecodable data named with the fix."""
+    """Yield a Parquet file's column in 8,192-row batches; name undecodable data with the fix."""
     from embed_sql.pipelines.files import unreadable
 
     reader = source.iter_batches(batch_size=8_192, columns=[column])  # type: ignore[attr-defined]
@@ -347,7 +347,7 @@ def _batches(source: object, path: str | os.PathLike[str], column: str) -> Itera
 def _one_type(
     parts: list[pa.Array], declared: pa.DataType, column: str, path: str | os.PathLike[str]
 ) -> pa.DataType:
-    """The one fixed-size vector type of a file's batches (a list column's lengths agree)."""
+    """Return the one fixed-size vector type of a file's batches (a list column's lengths agree)."""
     kinds = {p.type for p in parts if p.null_count < len(p)}
     if len(kinds) > 1:
         sizes = sorted(k.list_size for k in kinds)
