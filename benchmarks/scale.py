@@ -12,7 +12,7 @@ Then each stage runs in its own process while this one samples its RSS every
 1. DuckDB: ``COPY (SELECT id, embed(text)::FLOAT[] AS v FROM read_parquet(...)) TO ...``,
    with ``preserve_insertion_order = false`` and 10,000-row groups (the README's advice);
 2. Polars: ``scan_parquet().select("id", v=pl.col("text").embed.text()).sink_parquet()``
-   with 10,000-row groups and ``POLARS_ROW_GROUP_PREFETCH_SIZE=1`` (the README's advice);
+   with 10,000-row groups and ``POLARS_ROW_GROUP_PREFETCH_SIZE=1``;
 3. the command line: ``embed-sql embed SRC DST --column text --key id --model ...``;
 4. ``VectorIndex.from_batches`` over an embedding stage's output (the command line's,
    else DuckDB's, else Polars'; the same vectors), read by
@@ -255,8 +255,9 @@ def worker(stage: str, src: str, dst: str, extra: dict[str, object]) -> None:
         _mark("ready")
         start = time.perf_counter()
         lf = pl.scan_parquet(src).select("id", v=pl.col("text").embed.text(MODEL))
-        # the README's advice, as for DuckDB: small row groups (and, in run_stage, a short
-        # read-ahead); Polars' defaults buffered 2.2 GiB beyond the model at 10M rows
+        # small row groups and (in run_stage) a short read-ahead: they bound Polars' own
+        # buffering where the expression keeps up with the reader; here it does not, and
+        # the scan decodes ahead regardless (pola-rs/polars#28569; see the README's Scale)
         lf.sink_parquet(dst, row_group_size=OUT_ROW_GROUP)
     elif stage == "cli":
         from embed_sql.cli import main
