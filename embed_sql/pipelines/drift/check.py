@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -308,8 +308,10 @@ def read_sample(
         from embed_sql.models.encoder import shared_encoder
 
         encoder = shared_encoder(model)  # type: ignore[arg-type]
+    from embed_sql.pipelines.files import parquet_batches
+
     parts, start = [], 0
-    for batch in _batches(source, path, column):
+    for batch in parquet_batches(path, [column], 8_192):  # undecodable data named, with the fix
         values = batch.column(0)
         if keep is not None:
             lo, hi = np.searchsorted(keep, [start, start + len(values)])
@@ -328,20 +330,6 @@ def read_sample(
         out_field = pa.field("v", kind, metadata=field_.metadata)
     chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
     return pa.table([pa.chunked_array(chunks, out_field.type)], schema=pa.schema([out_field])), note
-
-
-def _batches(source: object, path: str | os.PathLike[str], column: str) -> Iterator[pa.RecordBatch]:
-    """Yield a Parquet file's column in 8,192-row batches; name undecodable data with the fix."""
-    from embed_sql.pipelines.files import unreadable
-
-    reader = source.iter_batches(batch_size=8_192, columns=[column])  # type: ignore[attr-defined]
-    while True:
-        try:
-            yield next(reader)
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise unreadable(path, exc) from exc
 
 
 def _one_type(
